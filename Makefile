@@ -1,0 +1,37 @@
+# rivet-gateway: the two commands of the README are `make demo` and `make test`.
+UPSTREAM := integration/upstream
+GO_FILES = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './$(UPSTREAM)/node_modules/*')
+FUZZTIME ?= 10s
+
+.PHONY: all build deps test lint unit fuzz demo bench clean
+
+all: build
+
+build:
+	go build -o bin/rivet-gateway ./cmd/rivet-gateway
+
+# The real RivetKit upstream (engine binary + actor runtime) comes from npm.
+# `npm install` with the committed lock, not `npm ci`: this registry serves
+# only the linux-x64 platform packages (see integration/README.md).
+deps: $(UPSTREAM)/node_modules/.package-lock.json
+$(UPSTREAM)/node_modules/.package-lock.json: $(UPSTREAM)/package.json $(UPSTREAM)/package-lock.json
+	cd $(UPSTREAM) && npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lint:
+	@unformatted="$$(gofmt -l $(GO_FILES))"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	go vet ./...
+
+# Every test, the end-to-end ones against the real engine and JS client included.
+test: deps lint
+	go test -race -count=1 -timeout 40m ./...
+
+# Each fuzz target for a bounded time.
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+demo: deps build
+	./scripts/demo.sh
+
+clean:
+	rm -rf bin

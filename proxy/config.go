@@ -1,0 +1,151 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"time"
+)
+
+// Config is the `upstream:` section: the Rivet Engine endpoint every route
+// is proxied to, and how.
+type Config struct {
+	// URL is the engine endpoint, http or https, optionally with a base
+	// path (e.g. https://api.rivet.dev). Required.
+	URL string `yaml:"url"`
+	// Token is the namespace token the gateway owns. When set, tokens sent
+	// by clients (@token in the path, rvt-token, x-rivet-token,
+	// rivet_token. subprotocol, Authorization on /actors and /metadata)
+	// are removed and this token is sent in their place. Empty (default):
+	// client tokens pass through.
+	Token string `yaml:"token"`
+	// Host is the Host header sent upstream. Default: the URL's host, so
+	// hosted engines route correctly.
+	Host string `yaml:"host"`
+	// ServerName is the TLS SNI name. Default: the URL's host name.
+	ServerName string `yaml:"server_name"`
+	// CAFile is a PEM bundle of CAs trusted for an https upstream, in
+	// addition to the system roots. Empty (default): system roots only.
+	CAFile string `yaml:"ca_file"`
+	// DialTimeout bounds TCP connect to the engine. Default 5s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// ResponseHeaderTimeout bounds the wait for the engine's response
+	// headers (an actor may be waking). Default 60s; 0 means no bound.
+	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
+	// MaxIdleConns is the number of idle keep-alive connections kept to the
+	// engine. Default 256.
+	MaxIdleConns int `yaml:"max_idle_conns"`
+	// IdleConnTimeout closes idle upstream connections. Default 90s.
+	IdleConnTimeout time.Duration `yaml:"idle_conn_timeout"`
+	// MaxRequestBodyBytes rejects larger request bodies with 413.
+	// Default 16 MiB; 0 means no limit.
+	MaxRequestBodyBytes int64 `yaml:"max_request_body_bytes"`
+	// WebSocket configures proxied WebSockets.
+	WebSocket WebSocketConfig `yaml:"websocket"`
+}
+
+// WebSocketConfig configures proxied WebSockets.
+type WebSocketConfig struct {
+	// HandshakeTimeout bounds dialing the engine and its handshake.
+	// Default 10s.
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	// ReadLimit is the largest message accepted from either side, in
+	// bytes; a larger one closes the socket with 1009. Default 1 MiB.
+	ReadLimit int64 `yaml:"read_limit"`
+	// PingInterval is how often both legs are pinged so idle sockets (e.g.
+	// hibernating actors) survive intermediaries. Default 30s; 0 disables
+	// pings and dead-peer detection.
+	PingInterval time.Duration `yaml:"ping_interval"`
+	// PongTimeout: a leg silent for PingInterval+PongTimeout is dead, and
+	// the socket is closed (the client with the retryable
+	// guard.service_unavailable). Default 30s.
+	PongTimeout time.Duration `yaml:"pong_timeout"`
+	// WriteTimeout bounds writing a control frame. Default 10s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// CloseGrace bounds the close handshake on each leg. Default 1s.
+	CloseGrace time.Duration `yaml:"close_grace"`
+	// BufferSize is the read and write buffer size of each leg, in bytes.
+	// Default 4096.
+	BufferSize int `yaml:"buffer_size"`
+}
+
+// DefaultConfig returns the defaults; URL has none.
+func DefaultConfig() Config {
+	return Config{
+		DialTimeout:           5 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		MaxIdleConns:          256,
+		IdleConnTimeout:       90 * time.Second,
+		MaxRequestBodyBytes:   16 << 20,
+		WebSocket: WebSocketConfig{
+			HandshakeTimeout: 10 * time.Second,
+			ReadLimit:        1 << 20,
+			PingInterval:     30 * time.Second,
+			PongTimeout:      30 * time.Second,
+			WriteTimeout:     10 * time.Second,
+			CloseGrace:       time.Second,
+			BufferSize:       4096,
+		},
+	}
+}
+
+// Validate reports every problem, each prefixed with its YAML path under
+// path (e.g. "upstream").
+func (c *Config) Validate(path string) error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s.%s: "+format, append([]any{path, key}, a...)...))
+	}
+	if c.URL == "" {
+		bad("url", "is required")
+	} else if u, err := url.Parse(c.URL); err != nil {
+		bad("url", "not a URL: %v", err)
+	} else if u.Scheme != "http" && u.Scheme != "https" {
+		bad("url", "scheme must be http or https, got %q", u.Scheme)
+	} else if u.Host == "" {
+		bad("url", "has no host")
+	} else if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		bad("url", "must not carry a query, fragment or user info")
+	}
+	if c.CAFile != "" {
+		if _, err := os.Stat(c.CAFile); err != nil {
+			bad("ca_file", "%v", err)
+		}
+	}
+	nonNeg := func(key string, d time.Duration) {
+		if d < 0 {
+			bad(key, "must not be negative")
+		}
+	}
+	nonNeg("dial_timeout", c.DialTimeout)
+	nonNeg("response_header_timeout", c.ResponseHeaderTimeout)
+	nonNeg("idle_conn_timeout", c.IdleConnTimeout)
+	if c.MaxIdleConns < 0 {
+		bad("max_idle_conns", "must not be negative")
+	}
+	if c.MaxRequestBodyBytes < 0 {
+		bad("max_request_body_bytes", "must not be negative")
+	}
+	ws := c.WebSocket
+	nonNeg("websocket.ping_interval", ws.PingInterval)
+	if ws.HandshakeTimeout <= 0 {
+		bad("websocket.handshake_timeout", "must be positive")
+	}
+	if ws.ReadLimit <= 0 {
+		bad("websocket.read_limit", "must be positive")
+	}
+	if ws.PingInterval > 0 && ws.PongTimeout <= 0 {
+		bad("websocket.pong_timeout", "must be positive when ping_interval is set")
+	}
+	if ws.WriteTimeout <= 0 {
+		bad("websocket.write_timeout", "must be positive")
+	}
+	if ws.CloseGrace <= 0 {
+		bad("websocket.close_grace", "must be positive")
+	}
+	if ws.BufferSize < 256 || ws.BufferSize > 1<<20 {
+		bad("websocket.buffer_size", "must be between 256 and 1048576")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,397 @@
+// Package proxy forwards every RivetKit client route to one Rivet Engine:
+// HTTP through a single httputil.ReverseProxy built at start-up, WebSocket
+// upgrades through koding/websocketproxy with both legs followed frame by
+// frame (read limits, keepalive pings, relayed close codes, shutdown with
+// ws.going_away). It is the last link of the chain; the route it acts on
+// comes from rivet.RouteFrom, set by the classifier ahead of it.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rivet-gateway/rivet-gateway/rivet"
+)
+
+// Options carries what the proxy takes from the rest of the chain.
+type Options struct {
+	Logger *slog.Logger
+	// CheckOrigin is the WebSocket origin check (the CORS policy). Nil
+	// allows requests without an Origin header and same-origin ones only.
+	CheckOrigin func(*http.Request) bool
+	// StripCORS removes CORS headers from upstream responses, so browsers
+	// see only the gateway's. Nil removes every Access-Control-* header.
+	StripCORS func(http.Header)
+	// SessionDeadline, when set and returning a non-zero time, closes a
+	// WebSocket at that time with ws.going_away (an expiring credential).
+	SessionDeadline func(*http.Request) time.Time
+	// OnWebSocketEnd, when set, is called once per proxied WebSocket.
+	OnWebSocketEnd func(*http.Request, Stats)
+}
+
+// Proxy is the reverse proxy to the engine. It is safe for concurrent use.
+type Proxy struct {
+	cfg       Config
+	opts      Options
+	log       *slog.Logger
+	target    *url.URL
+	basePath  string // target's escaped path without a trailing slash
+	host      string // Host header sent upstream
+	token     string
+	tokenPath string // token escaped for a path segment
+
+	transport *http.Transport
+	tlsConfig *tls.Config
+	http      *httputil.ReverseProxy
+	upgrader  websocket.Upgrader
+	dialer    websocket.Dialer
+
+	sessions registry
+}
+
+// New builds the proxy. cfg must have passed Validate.
+func New(cfg Config, opts Options) (*Proxy, error) {
+	target, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("upstream.url: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.StripCORS == nil {
+		opts.StripCORS = stripAccessControl
+	}
+	p := &Proxy{
+		cfg:      cfg,
+		opts:     opts,
+		log:      opts.Logger,
+		target:   target,
+		basePath: strings.TrimSuffix(target.EscapedPath(), "/"),
+		host:     cfg.Host,
+		token:    cfg.Token,
+	}
+	if p.host == "" {
+		p.host = target.Host
+	}
+	if p.token != "" {
+		p.tokenPath = strings.ReplaceAll(url.QueryEscape(p.token), "+", "%20")
+	}
+	p.tlsConfig, err = tlsConfig(cfg, target)
+	if err != nil {
+		return nil, err
+	}
+	p.transport = p.newTransport()
+	p.http = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      p.transport,
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.errorHandler,
+		BufferPool:     bufferPool{},
+		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	}
+	check := opts.CheckOrigin
+	if check == nil {
+		check = sameOrigin
+	}
+	p.upgrader = websocket.Upgrader{
+		HandshakeTimeout: cfg.WebSocket.HandshakeTimeout,
+		ReadBufferSize:   cfg.WebSocket.BufferSize,
+		WriteBufferSize:  cfg.WebSocket.BufferSize,
+		CheckOrigin:      check,
+		// Failures are answered by serveWebSocket, which sees them as an
+		// upgrade that did not happen.
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			w.WriteHeader(status)
+		},
+	}
+	p.dialer = websocket.Dialer{
+		HandshakeTimeout: cfg.WebSocket.HandshakeTimeout,
+		ReadBufferSize:   cfg.WebSocket.BufferSize,
+		WriteBufferSize:  cfg.WebSocket.BufferSize,
+		TLSClientConfig:  p.tlsConfig,
+	}
+	return p, nil
+}
+
+func tlsConfig(cfg Config, target *url.URL) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.ServerName}
+	if tc.ServerName == "" {
+		tc.ServerName = target.Hostname()
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("upstream.ca_file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("upstream.ca_file: no PEM certificates in %s", cfg.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
+}
+
+func (p *Proxy) newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: p.cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSClientConfig = p.tlsConfig.Clone()
+	t.MaxIdleConns = p.cfg.MaxIdleConns
+	t.MaxIdleConnsPerHost = p.cfg.MaxIdleConns
+	t.IdleConnTimeout = p.cfg.IdleConnTimeout
+	t.ResponseHeaderTimeout = p.cfg.ResponseHeaderTimeout
+	// Pass the client's Accept-Encoding through rather than adding our own
+	// and decompressing.
+	t.DisableCompression = true
+	return t
+}
+
+// ServeHTTP forwards r to the engine.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt := rivet.RouteFrom(r.Context())
+	if rt == nil {
+		parsed, err := rivet.ParseRoute(r.URL.EscapedPath(), r.URL.RawQuery)
+		if err != nil {
+			rivet.WriteError(w, r, rivet.ErrQueryInvalid.Wrap(err))
+			return
+		}
+		rt = &parsed
+		r = r.WithContext(rivet.WithRoute(r.Context(), rt))
+	}
+	if rivet.IsUpgrade(r) {
+		p.serveWebSocket(w, r, rt)
+		return
+	}
+	if p.cfg.MaxRequestBodyBytes > 0 && r.Body != nil && r.Body != http.NoBody {
+		if r.ContentLength > p.cfg.MaxRequestBodyBytes {
+			rivet.WriteError(w, r, rivet.ErrRequestTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, p.cfg.MaxRequestBodyBytes)
+	}
+	p.http.ServeHTTP(w, r)
+}
+
+// upstreamURL returns the engine URL for r: the base URL plus r's path and
+// query, with namespace tokens replaced when the gateway owns them.
+func (p *Proxy) upstreamURL(r *http.Request, rt *rivet.Route) *url.URL {
+	u := *p.target
+	path, query := r.URL.EscapedPath(), r.URL.RawQuery
+	if p.token != "" && rt.Intent.Gateway() {
+		query = rivet.RemoveQueryParam(query, "rvt-token")
+		if rt.ActorID != "" {
+			path = rt.Path(p.tokenPath)
+		} else {
+			path = rt.Path("")
+			query = rivet.AppendQueryParam(query, "rvt-token", p.token)
+		}
+	} else if rt.PathToken && rt.Intent.Gateway() {
+		path = r.URL.EscapedPath() // the client's own token passes through
+	}
+	escaped := p.basePath + path
+	u.Path, _ = url.PathUnescape(escaped)
+	u.RawPath = escaped
+	u.RawQuery = query
+	return &u
+}
+
+// rewrite builds the outbound request. Rewrite (not Director) means the
+// client's X-Forwarded-* headers are dropped before we set our own.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	rt := rivet.RouteFrom(pr.In.Context())
+	pr.Out.URL = p.upstreamURL(pr.In, rt)
+	pr.Out.Host = p.host
+	pr.SetXForwarded()
+	h := pr.Out.Header
+	if p.token != "" {
+		h.Del(rivet.HeaderToken)
+		switch {
+		case rt.Intent == rivet.IntentActors || rt.Intent == rivet.IntentMetadata:
+			h.Set("Authorization", "Bearer "+p.token)
+		case rt.Intent.Gateway():
+			h.Set(rivet.HeaderToken, p.token)
+		}
+	}
+	if rt.Intent == rivet.IntentMetadata {
+		// The metadata body is rewritten: ask for it uncompressed.
+		h.Del("Accept-Encoding")
+	}
+}
+
+func (p *Proxy) modifyResponse(res *http.Response) error {
+	p.opts.StripCORS(res.Header)
+	if rt := rivet.RouteFrom(res.Request.Context()); rt != nil && rt.Intent == rivet.IntentMetadata {
+		return rewriteMetadata(res)
+	}
+	return nil
+}
+
+// metadataBypassKeys are the /metadata fields that make a RivetKit client
+// switch to another endpoint (and namespace and token): removed so clients
+// keep talking through the gateway and never learn a token.
+var metadataBypassKeys = []string{"clientEndpoint", "clientNamespace", "clientToken"}
+
+const maxMetadataBytes = 1 << 20
+
+func rewriteMetadata(res *http.Response) error {
+	if res.StatusCode != http.StatusOK || !strings.Contains(res.Header.Get("Content-Type"), "json") {
+		return nil
+	}
+	if ce := res.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
+		return fmt.Errorf("metadata response is %s-encoded; cannot strip endpoint fields", ce)
+	}
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxMetadataBytes+1))
+	res.Body.Close()
+	if err != nil {
+		return err
+	}
+	if len(body) > maxMetadataBytes {
+		return errors.New("metadata response too large")
+	}
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(body, &doc) == nil {
+		changed := false
+		for _, k := range metadataBypassKeys {
+			if _, ok := doc[k]; ok {
+				delete(doc, k)
+				changed = true
+			}
+		}
+		if changed {
+			if body, err = json.Marshal(doc); err != nil {
+				return err
+			}
+		}
+	}
+	res.Body = io.NopCloser(bytes.NewReader(body))
+	res.ContentLength = int64(len(body))
+	res.Header.Set("Content-Length", fmt.Sprint(len(body)))
+	return nil
+}
+
+func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		err = rivet.ErrRequestTooLarge.Wrap(err)
+	}
+	e := rivet.AsError(err)
+	if e.Status != rivet.StatusClientClosedRequest {
+		p.log.Warn("upstream request failed", "method", r.Method, "intent", rivet.RouteFrom(r.Context()).Intent.String(),
+			"status", e.Status, "error", errorCause(err))
+	}
+	rivet.WriteError(w, r, e)
+}
+
+// errorCause is err's text for logs. Upstream errors can quote the URL,
+// which may carry a namespace token: url.Error is reduced to its cause.
+func errorCause(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Op + ": " + ue.Err.Error()
+	}
+	return err.Error()
+}
+
+func stripAccessControl(h http.Header) {
+	for k := range h {
+		if strings.HasPrefix(k, "Access-Control-") {
+			delete(h, k)
+		}
+	}
+}
+
+func sameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+// OpenWebSockets returns the number of proxied WebSockets in progress.
+func (p *Proxy) OpenWebSockets() int { return int(p.sessions.open.Load()) }
+
+// Shutdown closes every proxied WebSocket with 1001 ws.going_away (the
+// RivetKit client reconnects on that reason) and refuses new ones, then
+// waits for them to end or for ctx, after which the rest are cut.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	sessions := p.sessions.snapshot(true)
+	for _, s := range sessions {
+		s.terminate("shutdown", closeErr(websocket.CloseGoingAway, ReasonGoingAway), closeErr(websocket.CloseGoingAway, ReasonGoingAway))
+	}
+	for _, s := range sessions {
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			for _, s := range sessions {
+				s.forceClose()
+			}
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Close releases idle upstream connections.
+func (p *Proxy) Close() { p.transport.CloseIdleConnections() }
+
+// bufferPool shares copy buffers across requests.
+type bufferPool struct{}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
+
+// StdLogWriter adapts a slog logger for the standard log package, which
+// koding/websocketproxy writes to. Its messages carry no URLs or tokens.
+func StdLogWriter(l *slog.Logger) io.Writer { return stdLogWriter{l} }
+
+type stdLogWriter struct{ l *slog.Logger }
+
+func (w stdLogWriter) Write(p []byte) (int, error) {
+	w.l.Debug(strings.TrimSpace(string(p)), "source", "websocketproxy")
+	return len(p), nil
+}
+
+// CheckHealth asks the engine's /health; any 2xx answer is healthy.
+func (p *Proxy) CheckHealth(ctx context.Context) error {
+	u := *p.target
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/health"
+	u.RawPath = ""
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	req.Host = p.host
+	res, err := p.transport.RoundTrip(req)
+	if err != nil {
+		return errors.New(errorCause(err))
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		return fmt.Errorf("upstream /health answered %d", res.StatusCode)
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+package proxy
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Close codes and reasons the gateway uses on proxied WebSockets. The
+// reasons follow RivetKit's "group.code" convention; ws.going_away and
+// guard.service_unavailable are ones the RivetKit client retries.
+const (
+	ReasonGoingAway          = "ws.going_away"
+	ReasonServiceUnavailable = "guard.service_unavailable"
+	ReasonMessageTooBig      = "ws.message_too_big"
+	ReasonTimeout            = "ws.timeout"
+)
+
+func closeErr(code int, reason string) *websocket.CloseError {
+	return &websocket.CloseError{Code: code, Text: reason}
+}
+
+// session is one proxied WebSocket: its two legs, its timers and how it
+// ended. Its methods may be called from any goroutine.
+type session struct {
+	p     *Proxy
+	r     *http.Request
+	start time.Time
+
+	mu       sync.Mutex
+	client   *legConn
+	upstream *legConn
+	ended    bool
+	// toClient/toUpstream are the closes injected when the gateway ends the
+	// session; nil until then.
+	toClient, toUpstream *websocket.CloseError
+	lostLeg              *legConn
+	cause                string
+	timers               []*time.Timer
+
+	done chan struct{}
+}
+
+// attach records a leg; a session already ended gets the leg ended too.
+func (s *session) attach(l *legConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l.isUpstream {
+		s.upstream = l
+	} else {
+		s.client = l
+	}
+	if s.toClient != nil {
+		s.injectLocked()
+	}
+	if s.client != nil && s.upstream != nil && !s.ended {
+		s.armLocked()
+	}
+}
+
+// armLocked starts the keepalive and expiry timers once both legs exist.
+func (s *session) armLocked() {
+	ws := s.p.cfg.WebSocket
+	if ws.PingInterval > 0 {
+		var t *time.Timer
+		t = time.AfterFunc(ws.PingInterval, func() {
+			if s.keepalive() {
+				t.Reset(ws.PingInterval)
+			}
+		})
+		s.timers = append(s.timers, t)
+	}
+	if s.p.opts.SessionDeadline != nil {
+		if dl := s.p.opts.SessionDeadline(s.r); !dl.IsZero() {
+			s.timers = append(s.timers, time.AfterFunc(time.Until(dl), func() {
+				s.terminate("credential_expired", closeErr(websocket.CloseGoingAway, ReasonGoingAway), closeErr(websocket.CloseGoingAway, ReasonGoingAway))
+			}))
+		}
+	}
+}
+
+// keepalive pings both legs and ends the session when a leg has been
+// silent (no frame, not even a pong) for PingInterval + PongTimeout. It
+// reports whether the session is still alive.
+func (s *session) keepalive() bool {
+	s.mu.Lock()
+	c, u, ended := s.client, s.upstream, s.ended
+	s.mu.Unlock()
+	if ended {
+		return false
+	}
+	ws := s.p.cfg.WebSocket
+	silent := ws.PingInterval + ws.PongTimeout
+	now := time.Now().UnixNano()
+	for _, l := range []*legConn{c, u} {
+		if time.Duration(now-l.lastRead.Load()) > silent {
+			s.lose(l, "keepalive_timeout")
+			return false
+		}
+	}
+	c.ping(ws.WriteTimeout)
+	u.ping(ws.WriteTimeout)
+	return true
+}
+
+// terminate ends the session from the gateway's side: the client is sent
+// toClient and the upstream toUpstream. Only the first call has an effect.
+func (s *session) terminate(cause string, toClient, toUpstream *websocket.CloseError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.toClient != nil || s.ended {
+		return
+	}
+	s.cause, s.toClient, s.toUpstream = cause, toClient, toUpstream
+	s.injectLocked()
+	// Backstop: a peer that never reads cannot hold the session open.
+	grace := 2*s.p.cfg.WebSocket.CloseGrace + s.p.cfg.WebSocket.WriteTimeout
+	s.timers = append(s.timers, time.AfterFunc(grace, s.forceClose))
+}
+
+func (s *session) injectLocked() {
+	// websocketproxy relays what it reads from one leg to the other, so
+	// the close meant for the client is injected into the upstream leg.
+	if s.upstream != nil {
+		s.upstream.inject(s.toClient)
+	}
+	if s.client != nil {
+		s.client.inject(s.toUpstream)
+	}
+}
+
+// lost records that l's peer vanished (no close frame) and returns the
+// close to relay to the other leg.
+func (s *session) lost(l *legConn) *websocket.CloseError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lostLeg == nil {
+		s.lostLeg = l
+		if s.cause == "" {
+			s.cause = "peer_lost"
+		}
+	}
+	if l.isUpstream { // the upstream vanished: the client may retry
+		return closeErr(websocket.CloseInternalServerErr, ReasonServiceUnavailable)
+	}
+	return closeErr(websocket.CloseGoingAway, ReasonGoingAway)
+}
+
+// lose ends the session because l's peer stopped answering.
+func (s *session) lose(l *legConn, cause string) {
+	s.mu.Lock()
+	s.lostLeg = l
+	s.mu.Unlock()
+	if l.isUpstream {
+		s.terminate(cause, closeErr(websocket.CloseInternalServerErr, ReasonServiceUnavailable), closeErr(websocket.CloseGoingAway, ReasonGoingAway))
+	} else {
+		s.terminate(cause, closeErr(websocket.CloseGoingAway, ReasonGoingAway), closeErr(websocket.CloseGoingAway, ReasonGoingAway))
+	}
+}
+
+func (s *session) isLost(l *legConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lostLeg == l
+}
+
+// tooBig ends the session because l read a message over the limit.
+func (s *session) tooBig(l *legConn) {
+	tooBig := closeErr(websocket.CloseMessageTooBig, ReasonMessageTooBig)
+	if l.isUpstream { // the upstream sent it
+		s.terminate("upstream_message_too_big", tooBig, tooBig)
+		return
+	}
+	s.terminate("client_message_too_big", tooBig, closeErr(websocket.CloseGoingAway, ReasonGoingAway))
+}
+
+func (s *session) forceClose() {
+	s.mu.Lock()
+	c, u := s.client, s.upstream
+	s.mu.Unlock()
+	if c != nil {
+		c.forceClose()
+	}
+	if u != nil {
+		u.forceClose()
+	}
+}
+
+// end stops the timers and marks the session over.
+func (s *session) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ended = true
+	for _, t := range s.timers {
+		t.Stop()
+	}
+	close(s.done)
+}
+
+// Stats describes a proxied WebSocket once it has ended.
+type Stats struct {
+	Duration              time.Duration
+	MessagesIn, BytesIn   int64 // client → upstream
+	MessagesOut, BytesOut int64 // upstream → client
+	ClientCloseCode       int   // close code the client sent, 0 if none
+	UpstreamCloseCode     int   // close code the upstream sent, 0 if none
+	GatewayCloseCode      int   // close code the gateway sent the client, 0 if none
+	Cause                 string
+}
+
+// registry tracks live sessions so shutdown can close them: hijacked
+// connections are invisible to http.Server.Shutdown.
+type registry struct {
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	closing  bool
+	open     atomic.Int64
+}
+
+func (g *registry) add(s *session) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closing {
+		return false
+	}
+	if g.sessions == nil {
+		g.sessions = make(map[*session]struct{})
+	}
+	g.sessions[s] = struct{}{}
+	g.open.Add(1)
+	return true
+}
+
+func (g *registry) remove(s *session) {
+	g.mu.Lock()
+	delete(g.sessions, s)
+	g.mu.Unlock()
+	g.open.Add(-1)
+}
+
+func (g *registry) snapshot(closing bool) []*session {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closing = g.closing || closing
+	out := make([]*session, 0, len(g.sessions))
+	for s := range g.sessions {
+		out = append(out, s)
+	}
+	return out
+}

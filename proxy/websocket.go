@@ -1,0 +1,225 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/koding/websocketproxy"
+	"github.com/rivet-gateway/rivet-gateway/rivet"
+)
+
+// serveWebSocket proxies a WebSocket upgrade. koding/websocketproxy dials
+// the engine, upgrades the client and copies messages; this function gives
+// it a dialer and a hijacker that wrap both raw connections in legConn, and
+// answers in RivetKit's shape (accept, then close 1011) when it could not
+// upgrade.
+func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet.Route) {
+	if r.Header.Get("Sec-WebSocket-Key") == "" || r.Header.Get("Sec-WebSocket-Version") != "13" {
+		rivet.WriteHTTPError(w, rivet.ErrInvalidRequest.With("reason", "bad WebSocket handshake"))
+		return
+	}
+	if !p.upgrader.CheckOrigin(r) {
+		rivet.WriteError(w, r, rivet.ErrOriginNotAllowed)
+		return
+	}
+	s := &session{p: p, r: r, start: time.Now(), done: make(chan struct{})}
+	if !p.sessions.add(s) {
+		rivet.WriteError(w, r, rivet.ErrShuttingDown)
+		return
+	}
+	defer p.sessions.remove(s)
+
+	if p.token != "" {
+		// The gateway owns the namespace token: the client's never goes on.
+		r.Header.Del(rivet.HeaderToken)
+		rivet.StripSubprotocols(r.Header, rivet.ProtocolTokenPrefix)
+	}
+	backend := p.upstreamURL(r, rt)
+	switch backend.Scheme {
+	case "https":
+		backend.Scheme = "wss"
+	default:
+		backend.Scheme = "ws"
+	}
+
+	var dialErr error
+	dialer := p.dialer
+	dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{Timeout: p.cfg.DialTimeout}).DialContext(ctx, network, addr)
+		if err != nil {
+			dialErr = err
+			return nil, err
+		}
+		l := newLeg(c, s, true, p.cfg.WebSocket.ReadLimit)
+		s.attach(l)
+		return l, nil
+	}
+	dialer.NetDialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{Timeout: p.cfg.DialTimeout}).DialContext(ctx, network, addr)
+		if err != nil {
+			dialErr = err
+			return nil, err
+		}
+		tc := tls.Client(c, p.tlsConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			dialErr = err
+			return nil, err
+		}
+		l := newLeg(tc, s, true, p.cfg.WebSocket.ReadLimit)
+		s.attach(l)
+		return l, nil
+	}
+
+	hw := &hijackWriter{ResponseWriter: w, s: s}
+	wp := websocketproxy.WebsocketProxy{
+		Backend:  func(*http.Request) *url.URL { return backend },
+		Director: p.wsDirector,
+		Upgrader: &p.upgrader,
+		Dialer:   &dialer,
+	}
+	wp.ServeHTTP(hw, r)
+
+	if !hw.hijacked {
+		// websocketproxy answered with an error instead of upgrading.
+		e := upgradeFailure(dialErr, hw)
+		p.log.Warn("websocket upgrade failed", "intent", rt.Intent.String(), "actor", rt.ActorLabel(),
+			"upstream_status", hw.status, "error", errText(dialErr))
+		rivet.RejectWebSocket(w, r, e)
+	}
+	st := s.stats()
+	s.end()
+	if p.opts.OnWebSocketEnd != nil {
+		p.opts.OnWebSocketEnd(r, st)
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// upgradeFailure turns what websocketproxy wrote instead of upgrading into
+// a RivetKit error: the engine's own error body when it sent one, otherwise
+// the cause of the failed dial.
+func upgradeFailure(dialErr error, hw *hijackWriter) *rivet.Error {
+	var body struct{ Group, Code, Message string }
+	if hw.status != 0 && hw.body.Len() > 0 && json.Unmarshal(hw.body.Bytes(), &body) == nil && body.Group != "" && body.Code != "" {
+		return &rivet.Error{Status: hw.status, Group: body.Group, Code: body.Code, Message: body.Message}
+	}
+	if dialErr != nil {
+		return rivet.AsError(dialErr)
+	}
+	if hw.status >= 500 || hw.status == 0 {
+		return rivet.ErrUpstreamUnavailable.With("upstream_status", hw.status)
+	}
+	return rivet.ErrInvalidRequest.With("upstream_status", hw.status)
+}
+
+// hopHeaders are not forwarded on the WebSocket dial: hop-by-hop headers,
+// the handshake headers gorilla sets itself, and what websocketproxy
+// already copies (Origin, Cookie, subprotocols) or we set (Host,
+// X-Forwarded-*).
+var hopHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Proxy-Authorization": true,
+	"Proxy-Connection": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Sec-Websocket-Key": true, "Sec-Websocket-Version": true, "Sec-Websocket-Extensions": true,
+	"Sec-Websocket-Protocol": true, "Host": true, "Origin": true, "Cookie": true, "Content-Length": true,
+	"X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true, "Forwarded": true,
+}
+
+// wsDirector completes the upstream handshake headers: the engine's own
+// Host (hosted engines route on it), end-to-end headers such as the legacy
+// conn-params header and traceparent, and X-Forwarded-For with only the
+// address we saw (websocketproxy would trust the client's list).
+func (p *Proxy) wsDirector(in *http.Request, out http.Header) {
+	out.Set("Host", p.host)
+	for k, vv := range in.Header {
+		if hopHeaders[k] {
+			continue
+		}
+		out[k] = append([]string(nil), vv...)
+	}
+	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+		out.Set("X-Forwarded-For", ip)
+	} else {
+		out.Del("X-Forwarded-For")
+	}
+	out.Set("X-Forwarded-Host", in.Host)
+}
+
+// hijackWriter is the ResponseWriter websocketproxy sees. Hijack wraps the
+// client connection in a legConn. Anything written without hijacking (an
+// error websocketproxy reports) is captured, not sent, so serveWebSocket
+// can answer in RivetKit's shape instead.
+type hijackWriter struct {
+	http.ResponseWriter
+	s        *session
+	hijacked bool
+	scratch  http.Header
+	status   int
+	body     bytes.Buffer
+}
+
+func (h *hijackWriter) Header() http.Header {
+	if h.scratch == nil {
+		h.scratch = make(http.Header)
+	}
+	return h.scratch
+}
+
+func (h *hijackWriter) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+
+func (h *hijackWriter) Write(b []byte) (int, error) {
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	if room := 4096 - h.body.Len(); room > 0 {
+		h.body.Write(b[:min(len(b), room)])
+	}
+	return len(b), nil
+}
+
+func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	h.hijacked = true
+	l := newLeg(c, h.s, false, h.s.p.cfg.WebSocket.ReadLimit)
+	h.s.attach(l)
+	// gorilla reads and writes through the returned conn once it has its
+	// own buffers (non-zero buffer sizes); the hijacked reader must be
+	// empty, which gorilla checks.
+	return l, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(l, 64)), nil
+}
+
+// stats snapshots the session's counters.
+func (s *session) stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Stats{Duration: time.Since(s.start), Cause: s.cause}
+	if c := s.client; c != nil {
+		st.MessagesIn, st.BytesIn = c.msgs.Load(), c.bytes.Load()
+		st.ClientCloseCode = int(c.closeCode.Load())
+		st.GatewayCloseCode = int(c.sentCode.Load())
+	}
+	if u := s.upstream; u != nil {
+		st.MessagesOut, st.BytesOut = u.msgs.Load(), u.bytes.Load()
+		st.UpstreamCloseCode = int(u.closeCode.Load())
+	}
+	return st
+}
