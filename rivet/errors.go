@@ -227,7 +227,8 @@ func RejectWebSocket(w http.ResponseWriter, r *http.Request, e *Error) {
 	var resp http.Header
 	for _, p := range Subprotocols(r.Header) {
 		if p == ProtocolRivet {
-			resp = http.Header{HeaderWebSocketProtocol: {ProtocolRivet}}
+			resp = http.Header{}
+			resp.Set(HeaderWebSocketProtocol, ProtocolRivet)
 			break
 		}
 	}
@@ -255,6 +256,9 @@ func CloseWebSocket(conn *websocket.Conn, code int, reason string) {
 // WriteError answers r with err in RivetKit's shape: a JSON body for HTTP, an
 // accepted-then-closed socket for WebSocket upgrades.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	if err == nil {
+		err = ErrInternal
+	}
 	e := AsError(err)
 	if e.Status == StatusClientClosedRequest {
 		// Nobody is listening; still record the status for logs.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -178,7 +179,10 @@ func parseGateway(p, rawQuery string) (Route, error) {
 		return rt, err
 	}
 	switch {
-	case q.method != "":
+	case q.hasMethod:
+		if rt.PathToken {
+			return rt, invalid("query targets must not use @token")
+		}
 		if q.method != "get" && q.method != "getOrCreate" {
 			return rt, invalid("rvt-method must be get or getOrCreate")
 		}
@@ -239,13 +243,14 @@ func parseRest(rest string) (Intent, string, error) {
 
 type rvtQuery struct {
 	method, namespace, key string
-	hasKey, any            bool
+	hasMethod, hasKey, any bool
 }
 
 // parseRvtQuery reads the rvt-* parameters; the user's own parameters are
 // passed through to the actor untouched and may be malformed.
 func parseRvtQuery(raw string) (rvtQuery, error) {
 	var q rvtQuery
+	var seen []string // the engine rejects any repeated rvt-* key
 	for part := range strings.SplitSeq(raw, "&") {
 		k, v, _ := strings.Cut(part, "=")
 		if !strings.HasPrefix(k, "rvt-") {
@@ -256,17 +261,17 @@ func parseRvtQuery(raw string) (rvtQuery, error) {
 		if err != nil {
 			return q, invalid("bad escape in " + k)
 		}
-		dup := false
+		if slices.Contains(seen, k) {
+			return q, invalid("duplicate " + k)
+		}
+		seen = append(seen, k)
 		switch k {
 		case "rvt-method":
-			dup, q.method = q.method != "", val
+			q.method, q.hasMethod = val, true
 		case "rvt-namespace":
-			dup, q.namespace = q.namespace != "", val
+			q.namespace = val
 		case "rvt-key":
-			dup, q.key, q.hasKey = q.hasKey, val, true
-		}
-		if dup {
-			return q, invalid("duplicate " + k)
+			q.key, q.hasKey = val, true
 		}
 	}
 	return q, nil
