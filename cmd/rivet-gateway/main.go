@@ -1,0 +1,140 @@
+// Command rivet-gateway is an authenticating reverse proxy for Rivet
+// actors: it proxies every RivetKit client route to a Rivet Engine,
+// authenticates each request and WebSocket, and injects server-side
+// connection params.
+//
+//	rivet-gateway -config config.yaml         run
+//	rivet-gateway -config config.yaml -check  validate the config and exit
+//	rivet-gateway -version                    print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/rivet-gateway/rivet-gateway/gateway"
+	"github.com/rivet-gateway/rivet-gateway/proxy"
+)
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rivet-gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "config.yaml", "path to the YAML configuration file")
+	check := fs.Bool("check", false, "validate the configuration, print every problem, and exit")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "rivet-gateway", version)
+		return 0
+	}
+	cfg, err := gateway.LoadConfig(*configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: invalid configuration:\n", *configPath)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "  %s\n", line)
+		}
+		return 1
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: configuration is valid\n", *configPath)
+		return 0
+	}
+	logger, err := gateway.NewLogger(cfg.Log, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	// koding/websocketproxy logs through the standard logger.
+	log.SetFlags(0)
+	log.SetOutput(proxy.StdLogWriter(logger))
+
+	if err := serve(cfg, logger); err != nil {
+		logger.Error("gateway stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(cfg gateway.Config, logger *slog.Logger) error {
+	g, err := gateway.New(cfg, logger)
+	if err != nil {
+		return err
+	}
+	pub, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		g.Close()
+		return err
+	}
+	var adm net.Listener
+	if cfg.Admin.Listen != "" {
+		if adm, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+			pub.Close()
+			g.Close()
+			return err
+		}
+	}
+	logger.Info("rivet-gateway listening", "version", version, "public", pub.Addr().String(),
+		"admin", addrOf(adm), "upstream", redactURL(cfg.Upstream.URL))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(pub, adm) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	stop() // a second signal kills the process the default way
+	logger.Info("signal received, shutting down", "timeout", cfg.Server.ShutdownTimeout.String())
+	err = g.Shutdown(context.Background())
+	if serr := <-done; serr != nil {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		return err
+	}
+	logger.Info("shutdown complete")
+	return nil
+}
+
+func addrOf(l net.Listener) string {
+	if l == nil {
+		return "disabled"
+	}
+	return l.Addr().String()
+}
+
+// redactURL keeps scheme and host: a URL may carry credentials.
+func redactURL(s string) string {
+	if i := strings.Index(s, "://"); i >= 0 {
+		rest := s[i+3:]
+		if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+			rest = rest[:j]
+		}
+		if j := strings.LastIndexByte(rest, '@'); j >= 0 {
+			rest = rest[j+1:]
+		}
+		return s[:i+3] + rest
+	}
+	return "(invalid)"
+}

@@ -1,0 +1,180 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rivet-gateway/rivet-gateway/authn"
+	"github.com/rivet-gateway/rivet-gateway/config"
+	"github.com/rivet-gateway/rivet-gateway/cors"
+	"github.com/rivet-gateway/rivet-gateway/params"
+	"github.com/rivet-gateway/rivet-gateway/proxy"
+)
+
+// Config is the whole configuration file. Each section is owned by the
+// package that uses it.
+type Config struct {
+	Server   ServerConfig  `yaml:"server"`
+	Admin    AdminConfig   `yaml:"admin"`
+	Log      LogConfig     `yaml:"log"`
+	Upstream proxy.Config  `yaml:"upstream"`
+	CORS     cors.Config   `yaml:"cors"`
+	Auth     authn.Config  `yaml:"auth"`
+	Params   params.Config `yaml:"params"`
+}
+
+// ServerConfig is the `server:` section: the public listener.
+type ServerConfig struct {
+	// Listen is the public address. Default ":8080".
+	Listen string `yaml:"listen"`
+	// TLSCertFile and TLSKeyFile, when both set, serve HTTPS. Default: plain
+	// HTTP (TLS terminated in front of the gateway).
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// ReadHeaderTimeout bounds reading request headers (slowloris).
+	// Default 10s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included. Default
+	// 60s; 0 means no bound. WebSockets are not affected once upgraded.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// IdleTimeout closes idle keep-alive connections. Default 120s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds the request line and headers. Default 65536.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// ShutdownTimeout bounds the whole shutdown: in-flight HTTP requests
+	// finish and WebSockets are closed with ws.going_away within it, then
+	// whatever is left is cut. Default 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// AdminConfig is the `admin:` section: the listener for probes (and
+// metrics), kept apart from the public one.
+type AdminConfig struct {
+	// Listen is the admin address. Default ":9090"; "" disables it.
+	Listen string `yaml:"listen"`
+	// ReadinessInterval is how often /readyz may check the upstream's
+	// /health; answers in between reuse the last result. Default 5s.
+	ReadinessInterval time.Duration `yaml:"readiness_interval"`
+	// ReadinessTimeout bounds one upstream health check. Default 2s.
+	ReadinessTimeout time.Duration `yaml:"readiness_timeout"`
+}
+
+// LogConfig is the `log:` section.
+type LogConfig struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is text or json. Default text.
+	Format string `yaml:"format"`
+}
+
+// DefaultConfig returns every default, in this one place.
+func DefaultConfig() Config {
+	return Config{
+		Server: ServerConfig{
+			Listen:            ":8080",
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ShutdownTimeout:   30 * time.Second,
+		},
+		Admin: AdminConfig{
+			Listen:            ":9090",
+			ReadinessInterval: 5 * time.Second,
+			ReadinessTimeout:  2 * time.Second,
+		},
+		Log:      LogConfig{Level: "info", Format: "text"},
+		Upstream: proxy.DefaultConfig(),
+		CORS:     cors.DefaultConfig(),
+		Auth:     authn.DefaultConfig(),
+		Params:   params.DefaultConfig(),
+	}
+}
+
+// LoadConfig reads the file at path over the defaults and validates it.
+// The error lists every problem.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	if err := config.Load(path, &cfg); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate reports every problem in cfg, each with its YAML path.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(path, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{path}, a...)...))
+	}
+	checkAddr := func(path, addr string) {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(path, "not a host:port address: %v", err)
+		}
+	}
+	checkAddr("server.listen", c.Server.Listen)
+	if c.Admin.Listen != "" {
+		checkAddr("admin.listen", c.Admin.Listen)
+		if c.Admin.Listen == c.Server.Listen {
+			bad("admin.listen", "must differ from server.listen")
+		}
+	}
+	if (c.Server.TLSCertFile == "") != (c.Server.TLSKeyFile == "") {
+		bad("server.tls_cert_file", "tls_cert_file and tls_key_file go together")
+	}
+	for _, f := range []struct{ path, file string }{{"server.tls_cert_file", c.Server.TLSCertFile}, {"server.tls_key_file", c.Server.TLSKeyFile}} {
+		if f.file != "" {
+			if _, err := os.Stat(f.file); err != nil {
+				bad(f.path, "%v", err)
+			}
+		}
+	}
+	if c.Server.ReadHeaderTimeout <= 0 {
+		bad("server.read_header_timeout", "must be positive")
+	}
+	if c.Server.ReadTimeout < 0 {
+		bad("server.read_timeout", "must not be negative")
+	}
+	if c.Server.IdleTimeout <= 0 {
+		bad("server.idle_timeout", "must be positive")
+	}
+	if c.Server.MaxHeaderBytes < 4096 {
+		bad("server.max_header_bytes", "must be at least 4096")
+	}
+	if c.Server.ShutdownTimeout <= 0 {
+		bad("server.shutdown_timeout", "must be positive")
+	}
+	if c.Admin.ReadinessInterval <= 0 {
+		bad("admin.readiness_interval", "must be positive")
+	}
+	if c.Admin.ReadinessTimeout <= 0 {
+		bad("admin.readiness_timeout", "must be positive")
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		bad("log.level", "%v", err)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "must be text or json, got %q", c.Log.Format)
+	}
+	errs = append(errs,
+		c.Upstream.Validate("upstream"),
+		c.CORS.Validate("cors"),
+		c.Auth.Validate("auth"),
+		c.Params.Validate("params"),
+	)
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(strings.ToUpper(s)))
+	if err != nil {
+		return l, fmt.Errorf("must be debug, info, warn or error, got %q", s)
+	}
+	return l, nil
+}

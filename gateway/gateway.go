@@ -1,0 +1,251 @@
+// Package gateway assembles rivet-gateway: the request chain (CORS, route
+// classification, authentication, server-side params, proxy), the public
+// Echo server, the admin listener with health probes, and the shutdown
+// sequence. cmd/rivet-gateway is a thin main around it.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/rivet-gateway/rivet-gateway/authn"
+	"github.com/rivet-gateway/rivet-gateway/cors"
+	"github.com/rivet-gateway/rivet-gateway/params"
+	"github.com/rivet-gateway/rivet-gateway/proxy"
+	"github.com/rivet-gateway/rivet-gateway/rivet"
+)
+
+// Gateway is one running configuration of the gateway.
+type Gateway struct {
+	cfg   Config
+	log   *slog.Logger
+	cors  *cors.Policy
+	auth  *authn.Authenticator
+	par   *params.Injector
+	proxy *proxy.Proxy
+
+	echo   *echo.Echo
+	public *http.Server
+	admin  *http.Server
+
+	shuttingDown atomic.Bool
+	ready        readiness
+}
+
+// New builds a gateway from a validated configuration.
+func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
+	g := &Gateway{cfg: cfg, log: logger}
+	var err error
+	if g.cors, err = cors.New(cfg.CORS); err != nil {
+		return nil, fmt.Errorf("cors: %w", err)
+	}
+	if g.auth, err = authn.New(cfg.Auth, authn.Options{Logger: logger.With("component", "authn")}); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	authField := cfg.Auth.ConnParamsField
+	g.par, err = params.New(cfg.Params, params.Options{
+		Logger:         logger.With("component", "params"),
+		Caller:         callerFromIdentity,
+		ConsumedFields: func(*http.Request) []string { return []string{authField} },
+	})
+	if err != nil {
+		g.auth.Close()
+		return nil, fmt.Errorf("params: %w", err)
+	}
+	g.proxy, err = proxy.New(cfg.Upstream, proxy.Options{
+		Logger:          logger.With("component", "proxy"),
+		CheckOrigin:     g.cors.CheckOrigin,
+		StripCORS:       cors.StripUpstream,
+		SessionDeadline: g.auth.SessionDeadline,
+	})
+	if err != nil {
+		g.Close()
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
+	g.ready = readiness{check: g.proxy.CheckHealth, interval: cfg.Admin.ReadinessInterval, timeout: cfg.Admin.ReadinessTimeout}
+	g.echo = g.newEcho()
+	g.public = &http.Server{
+		Handler:           g.echo,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		ReadTimeout:       cfg.Server.ReadTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		MaxHeaderBytes:    cfg.Server.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	g.admin = &http.Server{
+		Handler:           g.adminHandler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	return g, nil
+}
+
+// Handler returns the public request chain, in order:
+//
+//	CORS → route classification → authentication → server-side params → proxy
+//
+// CORS answers preflights and refuses disallowed origins before anything
+// else runs; classification parses /gateway/<target>/... into a
+// rivet.Route the later layers read from the context; authentication
+// verifies and strips credentials and stores the caller's identity; the
+// params layer fetches fresh connection params for that identity and
+// injects them; the proxy forwards to the engine.
+func (g *Gateway) Handler() http.Handler {
+	var h http.Handler = g.proxy
+	h = g.par.Middleware(h)
+	h = g.auth.Middleware(h)
+	h = classify(h)
+	h = g.cors.Middleware(h)
+	return h
+}
+
+// classify stores the request's rivet.Route in its context. Malformed
+// /gateway/ routes are rejected here, and so are paths that are no RivetKit
+// client route: the engine's other APIs are not exposed.
+func classify(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rt, err := rivet.ParseRoute(r.URL.EscapedPath(), r.URL.RawQuery)
+		if err != nil {
+			rivet.WriteError(w, r, rivet.ErrQueryInvalid.Wrap(err).With("reason", err.Error()))
+			return
+		}
+		if rt.Intent == rivet.IntentUnknown {
+			rivet.WriteError(w, r, rivet.ErrNoRoute)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(rivet.WithRoute(r.Context(), &rt)))
+	})
+}
+
+func callerFromIdentity(r *http.Request) *params.Caller {
+	id := authn.IdentityFrom(r.Context())
+	if id == nil {
+		return nil
+	}
+	return &params.Caller{
+		Method:   id.Method,
+		Subject:  id.Subject,
+		Issuer:   id.Issuer,
+		APIKeyID: id.APIKeyID,
+		Scopes:   id.Scopes,
+		Claims:   id.Claims,
+	}
+}
+
+// newEcho mounts the chain on Echo, which provides the server edge: its
+// own error handler (RivetKit-shaped; Echo's default would turn wrapped
+// errors into 500s), panic recovery, and an IP extractor chosen on purpose
+// (the TCP peer: X-Forwarded-For is not trusted).
+func (g *Gateway) newEcho() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.Logger.SetOutput(io.Discard)
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		var he *echo.HTTPError
+		if errors.As(err, &he) && he.Code == http.StatusNotFound {
+			err = rivet.ErrNoRoute
+		}
+		rivet.WriteError(c.Response(), c.Request(), err)
+	}
+	e.Use(recoverMiddleware(g.log))
+	chain := g.Handler()
+	e.Any("/*", echo.WrapHandler(chain))
+	e.Any("/", echo.WrapHandler(chain))
+	return e
+}
+
+func recoverMiddleware(log *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) (err error) {
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					log.Error("panic in request", "panic", fmt.Sprint(v))
+					err = rivet.ErrInternal
+				}
+			}()
+			return next(c)
+		}
+	}
+}
+
+// Serve serves the public chain on pub and the admin endpoints on adm (nil
+// when disabled) until Shutdown. It returns the first listener error.
+func (g *Gateway) Serve(pub, adm net.Listener) error {
+	errc := make(chan error, 2)
+	go func() {
+		var err error
+		if g.cfg.Server.TLSCertFile != "" {
+			err = g.public.ServeTLS(pub, g.cfg.Server.TLSCertFile, g.cfg.Server.TLSKeyFile)
+		} else {
+			err = g.public.Serve(pub)
+		}
+		errc <- err
+	}()
+	n := 1
+	if adm != nil {
+		n++
+		go func() { errc <- g.admin.Serve(adm) }()
+	}
+	var first error
+	for range n {
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && first == nil {
+			first = err
+			go g.Shutdown(context.Background())
+		}
+	}
+	return first
+}
+
+// Shutdown stops the gateway within server.shutdown_timeout (or ctx): it
+// stops accepting, lets in-flight HTTP requests finish, and closes every
+// proxied WebSocket with 1001 ws.going_away. http.Server.Shutdown does not
+// see hijacked connections, so the proxy closes those itself, in parallel.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	if !g.shuttingDown.CompareAndSwap(false, true) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.Server.ShutdownTimeout)
+	defer cancel()
+	g.log.Info("shutting down", "open_websockets", g.proxy.OpenWebSockets())
+	var wg sync.WaitGroup
+	var httpErr, wsErr error
+	wg.Add(2)
+	go func() { defer wg.Done(); httpErr = g.public.Shutdown(ctx) }()
+	go func() { defer wg.Done(); wsErr = g.proxy.Shutdown(ctx) }()
+	wg.Wait()
+	if httpErr != nil {
+		_ = g.public.Close()
+	}
+	_ = g.admin.Shutdown(ctx)
+	g.Close()
+	return errors.Join(httpErr, wsErr)
+}
+
+// Close releases background work (JWKS refreshers, idle connections).
+func (g *Gateway) Close() {
+	if g.par != nil {
+		g.par.Close()
+	}
+	if g.auth != nil {
+		g.auth.Close()
+	}
+	if g.proxy != nil {
+		g.proxy.Close()
+	}
+}

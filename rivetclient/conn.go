@@ -1,0 +1,782 @@
+package rivetclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Status is the state of a [Conn].
+type Status int
+
+const (
+	// StatusIdle: not connected and not trying to be: after Close, or after
+	// a terminal error (auth.*, user.*, …) stopped the retries.
+	StatusIdle Status = iota
+	// StatusConnecting: a connection attempt is in progress (GetParams,
+	// WebSocket dial, waiting for Init).
+	StatusConnecting
+	// StatusConnected: the actor sent Init; actions are sent immediately.
+	StatusConnected
+	// StatusDisconnected: the connection was lost or an attempt failed; the
+	// next attempt follows (immediately after a loss, after the backoff
+	// delay after a failed attempt). Actions issued now wait for it.
+	StatusDisconnected
+)
+
+// String returns "idle", "connecting", "connected" or "disconnected".
+func (s Status) String() string {
+	switch s {
+	case StatusIdle:
+		return "idle"
+	case StatusConnecting:
+		return "connecting"
+	case StatusConnected:
+		return "connected"
+	case StatusDisconnected:
+		return "disconnected"
+	}
+	return fmt.Sprintf("Status(%d)", int(s))
+}
+
+// Event is an event broadcast by the actor to a connection.
+type Event struct {
+	// Name is the event name.
+	Name string
+	// Args are the event's arguments as JSON (compat tags decoded).
+	Args []json.RawMessage
+}
+
+// Decode decodes Args[i] into dst[i] like Action decodes its output; a nil
+// dst[i] skips that argument and missing arguments decode as null.
+func (e Event) Decode(dst ...any) error {
+	for i, d := range dst {
+		var raw json.RawMessage
+		if i < len(e.Args) {
+			raw = e.Args[i]
+		}
+		if err := decodeValue(raw, d); err != nil {
+			return fmt.Errorf("rivetclient: event %q arg %d: %w", e.Name, i, err)
+		}
+	}
+	return nil
+}
+
+// Timing of socket writes and of Close.
+const (
+	writeTimeout = 10 * time.Second
+	closeGrace   = time.Second
+)
+
+// Conn is a stateful connection to an actor over the /connect WebSocket
+// (JSON encoding). It multiplexes concurrent actions, delivers the events
+// it is subscribed to, and reconnects on its own until closed: after a
+// lost connection at once, after a failed attempt with exponential backoff
+// (WithReconnectBackoff). Every attempt calls GetParams again and, once
+// connected, re-subscribes the events that have handlers.
+//
+// Callbacks (On, OnStatusChange, OnError) run one at a time, in order, on
+// a goroutine owned by the Conn; they may call any Conn method.
+//
+// A Conn owns two goroutines; Close stops both. It is safe for concurrent
+// use.
+type Conn struct {
+	h      *Handle
+	log    *slog.Logger
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+
+	started   chan error // first connect (nil) or terminal failure
+	startOnce sync.Once
+	done      chan struct{} // closed when run returns
+	disp      *dispatcher
+
+	writeMu sync.Mutex // one writer on the socket; taken before mu
+
+	mu          sync.Mutex
+	closed      bool
+	status      Status
+	ws          *websocket.Conn // socket of the current attempt or connection
+	actorID     string
+	connID      string
+	lastErr     error
+	terminalErr error
+	nextID      uint64
+	pending     map[uint64]*call
+	queue       []*call // actions waiting for the connection
+	subs        map[string][]*listener[func(Event)]
+	onStatus    []*listener[func(Status)]
+	onError     []*listener[func(error)]
+}
+
+type listener[F any] struct {
+	fn     F
+	active atomic.Bool
+}
+
+func newListener[F any](fn F) *listener[F] {
+	l := &listener[F]{fn: fn}
+	l.active.Store(true)
+	return l
+}
+
+func removeListener[F any](ls []*listener[F], l *listener[F]) []*listener[F] {
+	for i, x := range ls {
+		if x == l {
+			return append(ls[:i:i], ls[i+1:]...)
+		}
+	}
+	return ls
+}
+
+type call struct {
+	id   uint64
+	msg  []byte
+	done chan callResult // buffered: delivery never blocks
+}
+
+type callResult struct {
+	output json.RawMessage
+	err    error
+}
+
+// Connect opens a connection to the actor and waits until it is connected
+// (the actor sent Init). ctx bounds only this wait, not the connection:
+// the connection lives until Close. Retryable failures (GetParams errors,
+// lifecycle close reasons, network errors) are retried with backoff while
+// ctx allows; when ctx ends first, the error wraps both ctx.Err() and the
+// last attempt's error. A terminal error (e.g. auth.unauthorized,
+// user.unauthorized) is returned at once.
+func (h *Handle) Connect(ctx context.Context) (*Conn, error) {
+	lifetime, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c := &Conn{
+		h:       h,
+		log:     h.client.log.With("target", h.target.String()),
+		ctx:     lifetime,
+		cancel:  cancel,
+		started: make(chan error, 1),
+		done:    make(chan struct{}),
+		disp:    newDispatcher(),
+		pending: map[uint64]*call{},
+		subs:    map[string][]*listener[func(Event)]{},
+	}
+	if err := h.client.addConn(c); err != nil {
+		cancel()
+		return nil, err
+	}
+	go c.disp.run()
+	go c.run()
+	select {
+	case err := <-c.started:
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	case <-ctx.Done():
+		last := c.lastError()
+		c.Close()
+		return nil, fmt.Errorf("rivetclient: connect %s: %w", h.target, errors.Join(ctx.Err(), last))
+	}
+}
+
+// Status returns the connection's current status.
+func (c *Conn) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status
+}
+
+// ActorID returns the id of the actor, from the last Init message.
+func (c *Conn) ActorID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.actorID
+}
+
+// ConnectionID returns the connection id from the last Init message; it
+// changes on every reconnect.
+func (c *Conn) ConnectionID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.connID
+}
+
+func (c *Conn) lastError() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastErr
+}
+
+// Action calls the actor's action name with args over the connection and
+// decodes its return value into out (see Handle.Action for decoding).
+// Concurrent actions are multiplexed by id; responses may arrive in any
+// order. While the connection is (re)connecting the request waits and is
+// sent once connected; if the attempt or the connection fails first, the
+// action fails with that error (e.g. client.get_params_failed), as in the
+// JS client. Cancelling ctx abandons the action (the actor may still run it).
+func (c *Conn) Action(ctx context.Context, name string, out any, args ...any) error {
+	argsJSON, err := encodeArgs(args)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.terminalErr != nil {
+		err := c.terminalErr
+		c.mu.Unlock()
+		return err
+	}
+	id := c.nextID
+	c.nextID++
+	msg, err := encodeActionRequest(id, name, argsJSON)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	cl := &call{id: id, msg: msg, done: make(chan callResult, 1)}
+	c.pending[id] = cl
+	ws, connected := c.ws, c.status == StatusConnected
+	if !connected {
+		c.queue = append(c.queue, cl)
+	}
+	c.mu.Unlock()
+
+	if connected {
+		c.writeMu.Lock()
+		c.write(ws, msg)
+		c.writeMu.Unlock()
+	}
+	select {
+	case r := <-cl.done:
+		if r.err != nil {
+			return r.err
+		}
+		output, err := reviveJSON(r.output)
+		if err == nil {
+			err = decodeValue(output, out)
+		}
+		if err != nil {
+			return fmt.Errorf("rivetclient: action %q: decode output: %w", name, err)
+		}
+		return nil
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// On calls fn for every event name the actor broadcasts, until the
+// returned function is called. The first handler of an event subscribes
+// the connection to it (SubscriptionRequest), the last one to go
+// unsubscribes; subscriptions are renewed after every reconnect.
+func (c *Conn) On(event string, fn func(Event)) (unsubscribe func()) {
+	l := newListener(fn)
+	c.writeMu.Lock()
+	c.mu.Lock()
+	first := len(c.subs[event]) == 0
+	c.subs[event] = append(c.subs[event], l)
+	ws, send := c.ws, first && c.status == StatusConnected
+	c.mu.Unlock()
+	if send {
+		c.write(ws, encodeSubscriptionRequest(event, true))
+	}
+	c.writeMu.Unlock()
+	return sync.OnceFunc(func() {
+		l.active.Store(false)
+		c.writeMu.Lock()
+		defer c.writeMu.Unlock()
+		c.mu.Lock()
+		c.subs[event] = removeListener(c.subs[event], l)
+		last := len(c.subs[event]) == 0
+		if last {
+			delete(c.subs, event)
+		}
+		ws, send := c.ws, last && c.status == StatusConnected
+		c.mu.Unlock()
+		if send {
+			c.write(ws, encodeSubscriptionRequest(event, false))
+		}
+	})
+}
+
+// OnStatusChange calls fn with every new status, until the returned
+// function is called.
+func (c *Conn) OnStatusChange(fn func(Status)) (unsubscribe func()) {
+	l := newListener(fn)
+	c.mu.Lock()
+	c.onStatus = append(c.onStatus, l)
+	c.mu.Unlock()
+	return sync.OnceFunc(func() {
+		l.active.Store(false)
+		c.mu.Lock()
+		c.onStatus = removeListener(c.onStatus, l)
+		c.mu.Unlock()
+	})
+}
+
+// OnError calls fn with every connection-level error, until the returned
+// function is called: failed attempts (GetParams failures, refused or
+// closed sockets), lost connections, and Error messages not tied to an
+// action. Errors with a structured reason are *ActorError; IsRetryable
+// tells whether the Conn keeps trying.
+func (c *Conn) OnError(fn func(error)) (unsubscribe func()) {
+	l := newListener(fn)
+	c.mu.Lock()
+	c.onError = append(c.onError, l)
+	c.mu.Unlock()
+	return sync.OnceFunc(func() {
+		l.active.Store(false)
+		c.mu.Lock()
+		c.onError = removeListener(c.onError, l)
+		c.mu.Unlock()
+	})
+}
+
+// Close closes the connection: the socket is closed with 1000 "Disposed",
+// pending actions fail with ErrClosed, the status becomes idle, and both
+// goroutines of the Conn have ended when Close returns — except when Close
+// is called from a callback while callbacks are running, in which case
+// the callback goroutine ends as soon as they return. A GetParams call in
+// progress sees its context cancelled; Close waits for it to return.
+// Close is idempotent and always returns nil.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		ws := c.ws
+		c.mu.Unlock()
+		c.cancel()
+		if ws != nil {
+			_ = ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.CloseNormalClosure, "Disposed"),
+				time.Now().Add(closeGrace))
+			_ = ws.SetReadDeadline(time.Now().Add(closeGrace))
+		}
+	} else {
+		c.mu.Unlock()
+	}
+	<-c.done
+	if !c.disp.running.Load() {
+		<-c.disp.done
+	}
+	return nil
+}
+
+// run owns the connection: connect (with retries), serve, reconnect.
+func (c *Conn) run() {
+	defer c.shutdown()
+	for {
+		ws, err := c.connectWithRetry()
+		if err != nil {
+			return
+		}
+		err = c.serve(ws)
+		ws.Close()
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.log.Warn("rivetclient: connection lost; reconnecting", "err", err)
+		c.failAttempt(err, StatusDisconnected)
+	}
+}
+
+// connectWithRetry makes connection attempts until one succeeds, the Conn
+// is closed, or an attempt fails with a terminal error.
+func (c *Conn) connectWithRetry() (*websocket.Conn, error) {
+	for attempt := 0; ; attempt++ {
+		c.mu.Lock()
+		c.setStatusLocked(StatusConnecting)
+		c.mu.Unlock()
+		ws, err := c.open()
+		if err == nil {
+			return ws, nil
+		}
+		if c.ctx.Err() != nil {
+			return nil, err
+		}
+		if !c.shouldRetry(err) {
+			c.log.Warn("rivetclient: connection failed; not retrying", "err", err)
+			c.mu.Lock()
+			c.terminalErr = err
+			c.mu.Unlock()
+			c.failAttempt(err, StatusIdle)
+			c.signalStart(err)
+			return nil, err
+		}
+		delay := c.backoff(attempt)
+		c.log.Warn("rivetclient: connection attempt failed; retrying", "err", err, "attempt", attempt+1, "delay", delay)
+		c.failAttempt(err, StatusDisconnected)
+		if err := sleepCtx(c.ctx, delay); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// shouldRetry classifies a failed attempt like the JS client's
+// #shouldRetryConnectionOpenError, plus network errors: see IsRetryable.
+// Key handles also retry stale-actor errors (actor.not_found, …) while
+// connecting, so the key is resolved again.
+func (c *Conn) shouldRetry(err error) bool {
+	if IsRetryable(err) {
+		return true
+	}
+	var ae *ActorError
+	return c.h.target.dynamic() && errors.As(err, &ae) && isStaleActorError(ae)
+}
+
+// backoff returns the delay after failed attempt n (0-based): base·2ⁿ,
+// capped at max, like p-retry with factor 2 and no jitter.
+func (c *Conn) backoff(n int) time.Duration {
+	base, max := c.h.client.backoffBase, c.h.client.backoffMax
+	if n >= 32 {
+		return max
+	}
+	d := base << n
+	if d <= 0 || d > max {
+		return max
+	}
+	return d
+}
+
+// failAttempt records err as the outcome of the current socket, sets the
+// status, fails every pending action with err and reports it to the error
+// handlers.
+func (c *Conn) failAttempt(err error, status Status) {
+	c.mu.Lock()
+	c.lastErr = err
+	c.ws = nil
+	c.setStatusLocked(status)
+	c.mu.Unlock()
+	c.failPending(err)
+}
+
+// failPending fails every pending action with err and reports err to the
+// error handlers.
+func (c *Conn) failPending(err error) {
+	c.mu.Lock()
+	pending := c.takePendingLocked()
+	handlers := append([]*listener[func(error)](nil), c.onError...)
+	c.mu.Unlock()
+	for _, cl := range pending {
+		cl.done <- callResult{err: err}
+	}
+	if len(handlers) > 0 {
+		c.disp.enqueue(func() {
+			for _, l := range handlers {
+				if l.active.Load() {
+					l.fn(err)
+				}
+			}
+		})
+	}
+}
+
+func (c *Conn) takePendingLocked() []*call {
+	pending := make([]*call, 0, len(c.pending))
+	for _, cl := range c.pending {
+		pending = append(pending, cl)
+	}
+	clear(c.pending)
+	c.queue = nil
+	return pending
+}
+
+// setStatusLocked changes the status and schedules the status callbacks.
+func (c *Conn) setStatusLocked(s Status) {
+	if c.status == s {
+		return
+	}
+	c.status = s
+	handlers := append([]*listener[func(Status)](nil), c.onStatus...)
+	if len(handlers) == 0 {
+		return
+	}
+	c.disp.enqueue(func() {
+		for _, l := range handlers {
+			if l.active.Load() {
+				l.fn(s)
+			}
+		}
+	})
+}
+
+func (c *Conn) signalStart(err error) {
+	c.startOnce.Do(func() { c.started <- err })
+}
+
+// open makes one connection attempt: GetParams, dial, wait for Init.
+func (c *Conn) open() (*websocket.Conn, error) {
+	params, err := c.h.resolveParams(c.ctx)
+	if err != nil {
+		return nil, err
+	}
+	ws, err := c.h.dial(c.ctx, "/connect", "json", params)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		ws.Close()
+		return nil, ErrClosed
+	}
+	c.ws = ws
+	c.mu.Unlock()
+	for {
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			ws.Close()
+			return nil, closeError(err)
+		}
+		var msg wireMessage
+		if err := json.Unmarshal(data, &msg); err != nil {
+			c.log.Warn("rivetclient: ignoring malformed message", "err", err)
+			continue
+		}
+		switch msg.Body.Tag {
+		case "Init":
+			var v initVal
+			if err := json.Unmarshal(msg.Body.Val, &v); err != nil {
+				ws.Close()
+				return nil, fmt.Errorf("rivetclient: malformed Init: %w", err)
+			}
+			c.mu.Lock()
+			c.actorID, c.connID = v.ActorID, v.ConnectionID
+			c.mu.Unlock()
+			c.log.Debug("rivetclient: connected", "actor_id", v.ActorID, "connection_id", v.ConnectionID)
+			return ws, nil
+		case "Error":
+			ae, _, err := parseErrorMessage(msg.Body.Val)
+			if err != nil {
+				c.log.Warn("rivetclient: ignoring malformed Error message", "err", err)
+				continue
+			}
+			// Nothing was sent yet, so the error is about the connection.
+			ws.Close()
+			return nil, ae
+		default:
+			c.log.Debug("rivetclient: ignoring message before Init", "tag", msg.Body.Tag)
+		}
+	}
+}
+
+// serve runs a connected socket: marks the Conn connected, renews the
+// subscriptions, sends the queued actions, then reads until the socket
+// ends and returns why.
+func (c *Conn) serve(ws *websocket.Conn) error {
+	c.writeMu.Lock()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.writeMu.Unlock()
+		return ErrClosed
+	}
+	c.ws = ws
+	c.lastErr = nil
+	c.setStatusLocked(StatusConnected)
+	events := make([]string, 0, len(c.subs))
+	for name := range c.subs {
+		events = append(events, name)
+	}
+	var queued []*call
+	for _, cl := range c.queue {
+		if c.pending[cl.id] == cl { // not abandoned meanwhile
+			queued = append(queued, cl)
+		}
+	}
+	c.queue = nil
+	c.mu.Unlock()
+	c.signalStart(nil)
+	for _, name := range events {
+		c.write(ws, encodeSubscriptionRequest(name, true))
+	}
+	for _, cl := range queued {
+		c.write(ws, cl.msg)
+	}
+	c.writeMu.Unlock()
+
+	for {
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			return closeError(err)
+		}
+		c.handleMessage(data)
+	}
+}
+
+func (c *Conn) handleMessage(data []byte) {
+	var msg wireMessage
+	if err := json.Unmarshal(data, &msg); err != nil {
+		c.log.Warn("rivetclient: ignoring malformed message", "err", err)
+		return
+	}
+	switch msg.Body.Tag {
+	case "ActionResponse":
+		var v actionResponseVal
+		if err := json.Unmarshal(msg.Body.Val, &v); err != nil {
+			c.log.Warn("rivetclient: ignoring malformed ActionResponse", "err", err)
+			return
+		}
+		id, ok, err := parseID(v.ID)
+		if err != nil || !ok {
+			c.log.Warn("rivetclient: ignoring ActionResponse without a valid id", "err", err)
+			return
+		}
+		c.deliver(id, callResult{output: v.Output})
+	case "Error":
+		ae, id, err := parseErrorMessage(msg.Body.Val)
+		if err != nil {
+			c.log.Warn("rivetclient: ignoring malformed Error message", "err", err)
+			return
+		}
+		if id != nil {
+			c.deliver(*id, callResult{err: ae})
+			return
+		}
+		// A connection-level error: the socket usually closes next.
+		c.log.Warn("rivetclient: connection error", "err", ae)
+		c.failPending(ae)
+	case "Event":
+		var v eventVal
+		if err := json.Unmarshal(msg.Body.Val, &v); err != nil {
+			c.log.Warn("rivetclient: ignoring malformed Event", "err", err)
+			return
+		}
+		args, err := eventArgs(v.Args)
+		if err != nil {
+			c.log.Warn("rivetclient: ignoring Event with undecodable args", "event", v.Name, "err", err)
+			return
+		}
+		c.mu.Lock()
+		handlers := append([]*listener[func(Event)](nil), c.subs[v.Name]...)
+		c.mu.Unlock()
+		if len(handlers) == 0 {
+			return
+		}
+		ev := Event{Name: v.Name, Args: args}
+		c.disp.enqueue(func() {
+			for _, l := range handlers {
+				if l.active.Load() {
+					l.fn(ev)
+				}
+			}
+		})
+	case "Init":
+		var v initVal
+		if json.Unmarshal(msg.Body.Val, &v) == nil {
+			c.mu.Lock()
+			c.actorID, c.connID = v.ActorID, v.ConnectionID
+			c.mu.Unlock()
+		}
+	default:
+		c.log.Debug("rivetclient: ignoring message", "tag", msg.Body.Tag)
+	}
+}
+
+// deliver completes the pending action id; unknown ids (abandoned
+// actions) are ignored.
+func (c *Conn) deliver(id uint64, r callResult) {
+	c.mu.Lock()
+	cl, ok := c.pending[id]
+	delete(c.pending, id)
+	c.mu.Unlock()
+	if !ok {
+		c.log.Debug("rivetclient: response for unknown action", "id", id)
+		return
+	}
+	cl.done <- r
+}
+
+// write sends one text frame; the caller holds writeMu. A failed write
+// closes the socket so that the reader notices and the Conn reconnects.
+func (c *Conn) write(ws *websocket.Conn, data []byte) {
+	if ws == nil {
+		return
+	}
+	_ = ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if err := ws.WriteMessage(websocket.TextMessage, data); err != nil {
+		c.log.Debug("rivetclient: write failed", "err", err)
+		ws.Close()
+	}
+}
+
+// shutdown runs when run returns: it releases the socket, fails what is
+// pending, settles the status and stops the callback goroutine.
+func (c *Conn) shutdown() {
+	c.mu.Lock()
+	ws := c.ws
+	c.ws = nil
+	err := c.terminalErr
+	if c.closed || err == nil {
+		err = ErrClosed
+	}
+	pending := c.takePendingLocked()
+	c.setStatusLocked(StatusIdle)
+	c.mu.Unlock()
+	if ws != nil {
+		ws.Close()
+	}
+	for _, cl := range pending {
+		cl.done <- callResult{err: err}
+	}
+	c.signalStart(err)
+	c.h.client.removeConn(c)
+	c.disp.stop()
+	close(c.done)
+}
+
+// parseErrorMessage decodes the val of an Error message; id is the
+// action it answers, nil for a connection-level error.
+func parseErrorMessage(val json.RawMessage) (*ActorError, *uint64, error) {
+	var v errorVal
+	if err := json.Unmarshal(val, &v); err != nil {
+		return nil, nil, err
+	}
+	ae := &ActorError{Group: v.Group, Code: v.Code, Message: v.Message}
+	if len(v.Metadata) > 0 && !bytes.Equal(bytes.TrimSpace(v.Metadata), []byte("null")) {
+		if md, err := reviveJSON(v.Metadata); err == nil {
+			ae.Metadata = md
+		} else {
+			ae.Metadata = v.Metadata
+		}
+	}
+	id, ok, err := parseID(v.ActionID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		return ae, nil, nil
+	}
+	return ae, &id, nil
+}
+
+// eventArgs revives an Event's args into one JSON value per argument.
+func eventArgs(raw json.RawMessage) ([]json.RawMessage, error) {
+	revived, err := reviveJSON(raw)
+	if err != nil {
+		return nil, err
+	}
+	if len(revived) == 0 || bytes.Equal(revived, []byte("null")) {
+		return nil, nil
+	}
+	var args []json.RawMessage
+	if err := json.Unmarshal(revived, &args); err != nil {
+		// Not a list: a single argument.
+		return []json.RawMessage{revived}, nil
+	}
+	return args, nil
+}

@@ -1,0 +1,70 @@
+// Package rivetclient is a Go client for Rivet actors (RivetKit 2.3.x),
+// for backends that call actors through a RivetKit engine or through
+// rivet-gateway in front of it, the way the RivetKit JS and Rust clients do.
+//
+// A [Client] is created once per endpoint with [New] and functional
+// options ([WithNamespace], [WithToken], [WithHeader], [WithHTTPClient],
+// [WithLogger], …). It hands out [Handle]s, which address one actor:
+//
+//   - [Client.GetOrCreate] and [Client.Get] address an actor by name and key
+//     through the engine's query gateway:
+//     /gateway/<name>/<path>?rvt-namespace=…&rvt-method=getOrCreate&rvt-runner=…&rvt-key=…&rvt-crash-policy=sleep
+//   - [Client.GetForID] and [Client.Create] address it by id: /gateway/<id>/<path>
+//   - [Handle.Resolve] and [Client.Create] use the engine's /actors API.
+//
+// A handle makes stateless calls — [Handle.Action] (JSON-encoded
+// {"args":[…]} → {"output":…}), [Handle.Send] (queue messages),
+// [Handle.Fetch] (raw HTTP to the actor's onRequest) and [Handle.WebSocket]
+// (raw WebSocket to onWebSocket) — or opens a stateful [Conn] with
+// [Handle.Connect]: the /connect WebSocket with JSON encoding, which
+// multiplexes concurrent actions, delivers subscribed events ([Conn.On]),
+// reports status changes and errors, and reconnects with exponential
+// backoff (250ms doubling to 30s) until closed.
+//
+// # Connection params and GetParams
+//
+// Actors receive connection params in onBeforeConnect/createConnState.
+// [HandleOptions.Params] are static; [HandleOptions.GetParams] is called
+// for fresh params before every WebSocket open (first connect and every
+// reconnect) and before every stateless call — so a refreshed JWT is used
+// everywhere, closing a gap of the JS client, whose getParams only covers
+// WebSockets. Params travel as the x-rivet-conn-params header (ASCII-only
+// JSON: the engine drops raw UTF-8) or the rivet_conn_params.<query-escaped
+// JSON> WebSocket sub-protocol.
+//
+// When GetParams fails, the attempt fails with an *[ActorError]
+// client.get_params_failed (reported to [Conn.OnError] and to pending
+// actions) and the connection retries with backoff, as it does when the
+// gateway closes the socket with client.get_params_failed, ws.going_away,
+// actor.restarting, actor.stopped or a retryable guard.* reason, or when the
+// network fails. Terminal errors (auth.*, user.*, …) stop the retries.
+//
+// # Errors
+//
+// RivetKit errors — HTTP error bodies, Error messages, WebSocket close
+// reasons "group.code#rayId" — are *[ActorError]; use errors.As, or
+// errors.Is with a Group/Code pattern such as [ErrGetParamsFailed].
+// [IsRetryable] tells transient failures from terminal ones.
+//
+// # Values
+//
+// Arguments are marshalled with encoding/json into RivetKit's JSON
+// encoding; [BigInt], [Uint8Array], [ArrayBuffer], [Set] and [Undefined]
+// produce its tagged forms (["$BigInt","…"], …), and arrays that look like
+// tags are escaped. Results are decoded with json.Number, so integers keep
+// their precision (decode BigInts into int64, uint64 or *big.Int).
+//
+// # Metadata
+//
+// Like the JS client, a Client first asks GET /metadata?namespace=… and,
+// if the answer names a clientEndpoint (serverless runners), sends its
+// requests there. Unlike the JS client, a failed lookup never blocks or
+// fails a call. Disable it with WithMetadataLookup(false) to pin the
+// endpoint, e.g. so that a gateway cannot be bypassed.
+//
+// # Lifetimes
+//
+// Every goroutine belongs to a [Conn] (two per connection: the socket
+// reader and the callback dispatcher); [Conn.Close] or [Client.Close]
+// stops them. Stateless calls start no goroutine of their own.
+package rivetclient

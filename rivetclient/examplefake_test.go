@@ -1,0 +1,137 @@
+package rivetclient_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/gorilla/websocket"
+)
+
+// exampleEngine is a minimal in-process stand-in for a RivetKit engine
+// hosting one "counter" actor, so that the examples run. Actions:
+// increment(n) (broadcasts newCount), whoami() (returns params.token).
+type exampleEngine struct {
+	*httptest.Server
+	mu    sync.Mutex
+	count int
+	conns map[*websocket.Conn]*exampleConn
+}
+
+type exampleConn struct {
+	mu   sync.Mutex // one writer
+	subs map[string]bool
+}
+
+func startExampleEngine() *exampleEngine {
+	e := &exampleEngine{conns: map[*websocket.Conn]*exampleConn{}}
+	e.Server = httptest.NewServer(http.HandlerFunc(e.serve))
+	return e
+}
+
+// DropConnections closes every connection the way a restarting gateway
+// does ("ws.going_away"), so clients reconnect.
+func (e *exampleEngine) DropConnections() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for ws, c := range e.conns {
+		c.mu.Lock()
+		ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1011, "ws.going_away"))
+		c.mu.Unlock()
+	}
+}
+
+func (e *exampleEngine) run(action string, args []json.RawMessage, params string) any {
+	switch action {
+	case "increment":
+		var n int
+		json.Unmarshal(args[0], &n)
+		e.mu.Lock()
+		e.count += n
+		count := e.count
+		for ws, c := range e.conns {
+			c.mu.Lock()
+			if c.subs["newCount"] {
+				ws.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"body":{"tag":"Event","val":{"name":"newCount","args":[%d]}}}`, count))
+			}
+			c.mu.Unlock()
+		}
+		e.mu.Unlock()
+		return count
+	case "whoami":
+		var p struct{ Token string }
+		json.Unmarshal([]byte(params), &p)
+		return p.Token
+	}
+	return nil
+}
+
+func (e *exampleEngine) serve(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/metadata":
+		io.WriteString(w, `{"runtime":"engine"}`)
+	case strings.HasPrefix(r.URL.Path, "/gateway/counter/action/"):
+		var req struct{ Args []json.RawMessage }
+		json.NewDecoder(r.Body).Decode(&req)
+		out, _ := json.Marshal(e.run(strings.TrimPrefix(r.URL.Path, "/gateway/counter/action/"), req.Args, r.Header.Get("x-rivet-conn-params")))
+		fmt.Fprintf(w, `{"output":%s}`, out)
+	case r.URL.Path == "/gateway/counter/connect":
+		var params string
+		for _, p := range strings.Split(r.Header.Get("Sec-WebSocket-Protocol"), ",") {
+			if v, ok := strings.CutPrefix(p, "rivet_conn_params."); ok {
+				params, _ = url.QueryUnescape(v)
+			}
+		}
+		up := websocket.Upgrader{Subprotocols: []string{"rivet"}}
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		c := &exampleConn{subs: map[string]bool{}}
+		e.mu.Lock()
+		e.conns[ws] = c
+		e.mu.Unlock()
+		defer func() { e.mu.Lock(); delete(e.conns, ws); e.mu.Unlock() }()
+		c.mu.Lock()
+		ws.WriteMessage(websocket.TextMessage, []byte(`{"body":{"tag":"Init","val":{"actorId":"a1","connectionId":"c1"}}}`))
+		c.mu.Unlock()
+		for {
+			_, data, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			var msg struct {
+				Body struct {
+					Tag string
+					Val struct {
+						ID        json.RawMessage
+						Name      string
+						Args      []json.RawMessage
+						EventName string
+						Subscribe bool
+					}
+				}
+			}
+			json.Unmarshal(data, &msg)
+			v := msg.Body.Val
+			if msg.Body.Tag == "SubscriptionRequest" {
+				c.mu.Lock()
+				c.subs[v.EventName] = v.Subscribe
+				c.mu.Unlock()
+				continue
+			}
+			out, _ := json.Marshal(e.run(v.Name, v.Args, params))
+			c.mu.Lock()
+			ws.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"body":{"tag":"ActionResponse","val":{"id":%s,"output":%s}}}`, v.ID, out))
+			c.mu.Unlock()
+		}
+	default:
+		http.NotFound(w, r)
+	}
+}
