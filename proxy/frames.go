@@ -56,6 +56,11 @@ type frameParser struct {
 	closeSeen   bool
 	closeCode   int
 	closeReason string
+
+	// resume is set with a limit error: the offset in p just past the
+	// offending frame's header. Feeding p[resume:] next keeps the parser in
+	// step with the stream (to find a later close frame, say).
+	resume int
 }
 
 // atBoundary reports whether the stream is between frames, so a control
@@ -66,7 +71,8 @@ func (f *frameParser) atBoundary() bool {
 
 // feed consumes p. It returns len(p) and nil, or, when a data frame would
 // take its message past the limit, the offset in p where that frame began
-// (0 if it began in an earlier call) and errMessageTooBig.
+// (0 if it began in an earlier call) and errMessageTooBig; then the parser
+// has read the frame's header, up to p[resume], and not counted the frame.
 func (f *frameParser) feed(p []byte) (int, error) {
 	i := 0
 	frameStart := 0
@@ -115,6 +121,7 @@ func (f *frameParser) feed(p []byte) (int, error) {
 				return len(p), nil // header continues in the next chunk
 			}
 			if err := f.startFrame(); err != nil {
+				f.resume = i
 				return frameStart, err
 			}
 			if f.remain == 0 {

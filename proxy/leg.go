@@ -32,10 +32,12 @@ type legConn struct {
 	sess       *session
 	isUpstream bool // the leg to the engine: this gateway is its WebSocket client, so frames it writes are masked
 
-	// Read side: only the goroutine reading this leg touches rp.
-	rp       frameParser
-	readDone atomic.Bool
-	lastRead atomic.Int64 // unix nanos
+	// Read side: only the goroutine reading this leg touches rp, until
+	// readStopped is closed; then Close may drain the connection itself.
+	rp          frameParser
+	readStopped chan struct{}
+	stopOnce    sync.Once
+	lastRead    atomic.Int64 // unix nanos
 
 	msgs, bytes atomic.Int64 // data messages and payload bytes read
 	closeCode   atomic.Int32 // close code read from the peer
@@ -57,13 +59,19 @@ type legConn struct {
 
 func newLeg(c net.Conn, s *session, isUpstream bool, readLimit int64) *legConn {
 	l := &legConn{
-		Conn:       c,
-		sess:       s,
-		isUpstream: isUpstream,
-		closeSent:  make(chan struct{}),
-		closeRecv:  make(chan struct{}),
+		Conn:        c,
+		sess:        s,
+		isUpstream:  isUpstream,
+		readStopped: make(chan struct{}),
+		closeSent:   make(chan struct{}),
+		closeRecv:   make(chan struct{}),
 	}
-	l.rp.handshake, l.wp.handshake = true, true
+	// Both legs start by writing an HTTP head: the upgrade request upstream,
+	// the 101 response to the client. Only the upstream leg reads one: the
+	// client's request was consumed by net/http before the hijack, so the
+	// first byte read from the client is a frame.
+	l.wp.handshake = true
+	l.rp.handshake = isUpstream
 	l.rp.limit = readLimit
 	l.lastRead.Store(time.Now().UnixNano())
 	return l
@@ -71,11 +79,11 @@ func newLeg(c net.Conn, s *session, isUpstream bool, readLimit int64) *legConn {
 
 func (l *legConn) Read(p []byte) (int, error) {
 	if e := l.injected.Load(); e != nil {
-		l.readDone.Store(true)
+		l.stopReading()
 		return 0, e
 	}
 	if l.pending != nil {
-		l.readDone.Store(true)
+		l.stopReading()
 		return 0, l.pending
 	}
 	n, err := l.Conn.Read(p)
@@ -84,24 +92,30 @@ func (l *legConn) Read(p []byte) (int, error) {
 		ok, perr := l.rp.feed(p[:n])
 		l.msgs.Store(l.rp.messages)
 		l.bytes.Store(l.rp.bytes)
-		if l.rp.closeSeen {
-			l.closeCode.Store(int32(l.rp.closeCode))
-			l.recvOnce.Do(func() { close(l.closeRecv) })
-		}
 		if perr != nil {
 			l.sess.tooBig(l)
 			if e := l.injected.Load(); e != nil {
 				l.pending = e
 			}
+			// Nothing from the offending frame on is relayed (or counted),
+			// but the parser keeps in step with the stream so that Close
+			// recognizes the peer's close frame after the rest of the
+			// message.
+			l.rp.limit = 0
+			_, _ = l.rp.feed(p[l.rp.resume:n])
+			l.sawClose()
 			return ok, nil
 		}
+		l.sawClose()
 	}
 	if err != nil {
-		l.readDone.Store(true)
+		l.stopReading()
 		if e := l.injected.Load(); e != nil {
 			return n, e // unblocked by inject: report the injected close
 		}
-		if !l.rp.closeSeen {
+		// net.ErrClosed: this side closed the connection (Close after the
+		// grace period, forceClose); the peer did not vanish.
+		if !l.rp.closeSeen && !errors.Is(err, net.ErrClosed) {
 			// The peer vanished without a close frame: tell the other leg
 			// with a proper close instead of a Go error string.
 			return n, l.sess.lost(l)
@@ -110,11 +124,31 @@ func (l *legConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// sawClose records the peer's close frame once rp has parsed one.
+func (l *legConn) sawClose() {
+	if l.rp.closeSeen {
+		l.closeCode.Store(int32(l.rp.closeCode))
+		l.recvOnce.Do(func() { close(l.closeRecv) })
+	}
+}
+
+// stopReading records that gorilla will not read this leg again: it has
+// been handed an error, which its Conn keeps returning without reading.
+func (l *legConn) stopReading() {
+	l.stopOnce.Do(func() { close(l.readStopped) })
+}
+
 func (l *legConn) Write(p []byte) (int, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	n, err := l.Conn.Write(p)
+	inHead := l.wp.handshake
 	l.wp.feed(p[:n])
+	if inHead && !l.wp.handshake && !l.isUpstream {
+		// The client has its 101: websocketproxy relays from now on, and
+		// ending either leg takes a close handshake.
+		l.sess.upgraded.Store(true)
+	}
 	if l.wp.closeSeen {
 		l.sentCode.Store(int32(l.wp.closeCode))
 		l.sentOnce.Do(func() { close(l.closeSent) })
@@ -153,17 +187,21 @@ func (l *legConn) ping(timeout time.Duration) bool {
 }
 
 // Close finishes the close handshake within the session's grace period,
-// then closes the connection.
+// then closes the connection. Before the client has been upgraded there is
+// no WebSocket to close (the dial or a handshake failed): the connection is
+// closed at once, as it is when its peer vanished.
 func (l *legConn) Close() error {
 	var err error
 	l.closeOnce.Do(func() {
-		grace := time.NewTimer(l.sess.p.cfg.WebSocket.CloseGrace)
-		defer grace.Stop()
-		if !l.sess.isLost(l) {
+		if l.sess.upgraded.Load() && !l.sess.isLost(l) {
+			grace := l.sess.p.cfg.WebSocket.CloseGrace
+			deadline := time.Now().Add(grace)
+			timer := time.NewTimer(grace)
+			defer timer.Stop()
 			select {
 			case <-l.closeSent:
-				l.awaitPeerClose(grace.C)
-			case <-grace.C:
+				l.awaitPeerClose(timer.C, deadline)
+			case <-timer.C:
 			}
 		}
 		err = l.Conn.Close()
@@ -171,25 +209,28 @@ func (l *legConn) Close() error {
 	return err
 }
 
-// awaitPeerClose waits for the peer's close frame: from the copier still
-// reading this leg, or, when nobody reads it any more, by draining the
-// connection here.
-func (l *legConn) awaitPeerClose(grace <-chan time.Time) {
-	if !l.readDone.Load() {
-		select {
-		case <-l.closeRecv:
-		case <-grace:
-		}
+// awaitPeerClose waits for the peer's close frame: read by the copier while
+// it still reads this leg, or, once it has stopped (possibly while we
+// wait), by draining the connection here until the deadline.
+func (l *legConn) awaitPeerClose(grace <-chan time.Time, deadline time.Time) {
+	select {
+	case <-l.closeRecv:
 		return
+	case <-grace:
+		return
+	case <-l.readStopped:
 	}
 	if l.rp.closeSeen {
 		return
 	}
-	_ = l.Conn.SetReadDeadline(time.Now().Add(l.sess.p.cfg.WebSocket.CloseGrace))
-	var buf [512]byte
-	for range 64 { // bounded: a few data frames may precede the close
+	_ = l.Conn.SetReadDeadline(deadline)
+	var buf [4096]byte
+	for {
+		// Bounded by the deadline only: the peer may first finish a large
+		// message (one over the read limit, say) before it reads our close.
 		n, err := l.Conn.Read(buf[:])
-		l.rp.feed(buf[:n])
+		_, _ = l.rp.feed(buf[:n])
+		l.sawClose()
 		if err != nil || l.rp.closeSeen {
 			return
 		}

@@ -196,7 +196,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) upstreamURL(r *http.Request, rt *rivet.Route) *url.URL {
 	u := *p.target
 	path, query := r.URL.EscapedPath(), r.URL.RawQuery
-	if p.token != "" && rt.Intent.Gateway() {
+	if p.token != "" && isGatewayPath(rt) {
 		query = rivet.RemoveQueryParam(query, "rvt-token")
 		if rt.ActorID != "" {
 			path = rt.Path(p.tokenPath)
@@ -204,8 +204,6 @@ func (p *Proxy) upstreamURL(r *http.Request, rt *rivet.Route) *url.URL {
 			path = rt.Path("")
 			query = rivet.AppendQueryParam(query, "rvt-token", p.token)
 		}
-	} else if rt.PathToken && rt.Intent.Gateway() {
-		path = r.URL.EscapedPath() // the client's own token passes through
 	}
 	escaped := p.basePath + path
 	u.Path, _ = url.PathUnescape(escaped)
@@ -213,6 +211,12 @@ func (p *Proxy) upstreamURL(r *http.Request, rt *rivet.Route) *url.URL {
 	u.RawQuery = query
 	return &u
 }
+
+// isGatewayPath reports whether rt is a /gateway/<target>/... path, whatever
+// its intent: a tail the route parser does not know (IntentUnknown) still
+// carries the client's @token or rvt-token, which must not reach the engine
+// when the gateway owns the token.
+func isGatewayPath(rt *rivet.Route) bool { return rt.Intent.Gateway() || rt.Target != "" }
 
 // rewrite builds the outbound request. Rewrite (not Director) means the
 // client's X-Forwarded-* headers are dropped before we set our own.
@@ -227,7 +231,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		switch {
 		case rt.Intent == rivet.IntentActors || rt.Intent == rivet.IntentMetadata:
 			h.Set("Authorization", "Bearer "+p.token)
-		case rt.Intent.Gateway():
+		case isGatewayPath(rt):
 			h.Set(rivet.HeaderToken, p.token)
 		}
 	}

@@ -41,6 +41,10 @@ type session struct {
 	cause                string
 	timers               []*time.Timer
 
+	// upgraded is set once the client has been sent its 101: from then on
+	// websocketproxy relays, and each leg ends with a close handshake.
+	upgraded atomic.Bool
+
 	done chan struct{}
 }
 

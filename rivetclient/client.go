@@ -242,6 +242,17 @@ func (c *Client) endpoint(ctx context.Context) endpoint {
 		return ep
 	}
 	md, err := c.fetchMetadata(ctx, ep)
+	var he *HTTPError
+	var ae *ActorError
+	if (errors.As(err, &he) && he.StatusCode/100 == 4) || (errors.As(err, &ae) && ae.StatusCode/100 == 4) {
+		// The endpoint answers but has no metadata (e.g. a proxy that does
+		// not forward /metadata): do not ask again.
+		c.log.Warn("rivetclient: no metadata at the endpoint; using it as configured", "err", err)
+		c.mu.Lock()
+		c.metaDone = true
+		c.mu.Unlock()
+		return ep
+	}
 	if err != nil {
 		c.log.Warn("rivetclient: metadata lookup failed; using the configured endpoint", "err", err)
 		return ep

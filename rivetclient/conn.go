@@ -347,12 +347,13 @@ func (c *Conn) OnError(fn func(error)) (unsubscribe func()) {
 }
 
 // Close closes the connection: the socket is closed with 1000 "Disposed",
-// pending actions fail with ErrClosed, the status becomes idle, and both
-// goroutines of the Conn have ended when Close returns — except when Close
-// is called from a callback while callbacks are running, in which case
-// the callback goroutine ends as soon as they return. A GetParams call in
-// progress sees its context cancelled; Close waits for it to return.
-// Close is idempotent and always returns nil.
+// pending actions fail with ErrClosed, the status becomes idle, the
+// callbacks already queued run (including the one reporting StatusIdle),
+// and both goroutines of the Conn have ended when Close returns. Called from one of
+// the Conn's own callbacks, Close does not wait for that callback goroutine:
+// it ends once the callback returns. A GetParams call in progress sees its
+// context cancelled; Close waits for it to return. Close is idempotent and
+// always returns nil.
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	if !c.closed {
@@ -370,7 +371,7 @@ func (c *Conn) Close() error {
 		c.mu.Unlock()
 	}
 	<-c.done
-	if !c.disp.running.Load() {
+	if !c.disp.inCallback() {
 		<-c.disp.done
 	}
 	return nil

@@ -254,9 +254,13 @@ func TestConnReconnectAfterDrop(t *testing.T) {
 	if n := calls.Load(); n != 2 {
 		t.Errorf("GetParams calls: got %d, want 2 (one per WebSocket open)", n)
 	}
-	statuses := rec.statusList()
-	if !slices.Contains(statuses, StatusDisconnected) || statuses[len(statuses)-1] != StatusConnected {
-		t.Errorf("statuses: got %v, want disconnected … connected", statuses)
+	// Callbacks run asynchronously, in order.
+	waitFor(t, "status callbacks", func() bool {
+		st := rec.statusList()
+		return len(st) > 0 && st[len(st)-1] == StatusConnected
+	})
+	if got, want := rec.statusList(), []Status{StatusDisconnected, StatusConnecting, StatusConnected}; !slices.Equal(got, want) {
+		t.Errorf("statuses: got %v, want %v", got, want)
 	}
 	if errs := rec.errors(); len(errs) == 0 || !IsRetryable(errs[0]) {
 		t.Errorf("errors: got %v, want the lost connection reported", errs)
@@ -280,13 +284,11 @@ func TestConnReconnectAfterDrop(t *testing.T) {
 	waitFor(t, "second reconnect", func() bool {
 		return conn.Status() == StatusConnected && conn.ConnectionID() != secondConnID
 	})
-	found := false
-	for _, err := range rec.errors() {
-		found = found || errors.Is(err, &ActorError{Group: "ws", Code: "going_away"})
-	}
-	if !found {
-		t.Errorf("errors: got %v, want ws.going_away reported", rec.errors())
-	}
+	waitFor(t, "ws.going_away reported", func() bool {
+		return slices.ContainsFunc(rec.errors(), func(err error) bool {
+			return errors.Is(err, &ActorError{Group: "ws", Code: "going_away"})
+		})
+	})
 }
 
 func TestConnGetParamsFailsThenSucceeds(t *testing.T) {
@@ -509,10 +511,10 @@ func TestConnTerminalAfterConnected(t *testing.T) {
 	rec.attach(conn, "")
 	f.dropConns()
 	waitFor(t, "idle after terminal error", func() bool { return conn.Status() == StatusIdle })
-	errs := rec.errors()
-	if len(errs) == 0 || !errors.Is(errs[len(errs)-1], &ActorError{Group: "auth", Code: "unauthorized"}) {
-		t.Errorf("errors: got %v, want auth.unauthorized last", errs)
-	}
+	waitFor(t, "auth.unauthorized reported", func() bool {
+		errs := rec.errors()
+		return len(errs) > 0 && errors.Is(errs[len(errs)-1], &ActorError{Group: "auth", Code: "unauthorized"})
+	})
 	if err := conn.Action(ctx, "getCount", nil); !errors.Is(err, &ActorError{Group: "auth"}) {
 		t.Errorf("action after terminal error: got %v, want auth.unauthorized", err)
 	}

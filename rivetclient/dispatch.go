@@ -1,6 +1,9 @@
 package rivetclient
 
 import (
+	"bytes"
+	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 )
@@ -15,7 +18,7 @@ type dispatcher struct {
 	stopping bool
 	wake     chan struct{}
 	done     chan struct{}
-	running  atomic.Bool // a callback is running
+	gid      atomic.Uint64 // id of the goroutine running the callbacks
 }
 
 func newDispatcher() *dispatcher {
@@ -51,6 +54,7 @@ func (d *dispatcher) stop() {
 }
 
 func (d *dispatcher) run() {
+	d.gid.Store(goroutineID())
 	defer close(d.done)
 	for {
 		d.mu.Lock()
@@ -59,9 +63,7 @@ func (d *dispatcher) run() {
 		stopping := d.stopping
 		d.mu.Unlock()
 		for _, fn := range batch {
-			d.running.Store(true)
 			fn()
-			d.running.Store(false)
 		}
 		if len(batch) > 0 {
 			continue
@@ -71,4 +73,24 @@ func (d *dispatcher) run() {
 		}
 		<-d.wake
 	}
+}
+
+// inCallback reports whether the caller runs on the dispatcher goroutine,
+// i.e. inside one of its callbacks.
+func (d *dispatcher) inCallback() bool {
+	return d.gid.Load() == goroutineID()
+}
+
+// goroutineID returns the current goroutine's id, parsed from the
+// "goroutine N [" header of its stack trace. It is only used to let Close,
+// called from a callback, avoid waiting for the callback goroutine to end.
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	id, _ := strconv.ParseUint(string(b), 10, 64)
+	return id
 }

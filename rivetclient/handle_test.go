@@ -360,23 +360,28 @@ func TestMetadata(t *testing.T) {
 		t.Errorf("metadata lookups with lookup disabled: got %d, want still 1", n)
 	}
 
-	// A failing lookup does not fail calls and is tried again.
-	broken := newFakeEngine(t)
-	broken.httpHook = func(w http.ResponseWriter, r *http.Request) bool {
-		if r.URL.Path == "/metadata" {
-			w.WriteHeader(http.StatusNotFound)
-			return true
+	// A failing lookup does not fail calls; it is tried again after a 5xx,
+	// not after a 4xx.
+	for _, tt := range []struct {
+		status, lookups int
+	}{{http.StatusNotFound, 1}, {http.StatusServiceUnavailable, 3}} {
+		broken := newFakeEngine(t)
+		broken.httpHook = func(w http.ResponseWriter, r *http.Request) bool {
+			if r.URL.Path == "/metadata" {
+				w.WriteHeader(tt.status)
+				return true
+			}
+			return false
 		}
-		return false
-	}
-	bc := newTestClient(t, broken)
-	for range 2 {
-		if err := bc.GetOrCreate("counter", []string{"m"}, HandleOptions{}).Action(ctx, "getCount", nil); err != nil {
-			t.Fatalf("Action with broken metadata: %v", err)
+		bc := newTestClient(t, broken)
+		for range 3 {
+			if err := bc.GetOrCreate("counter", []string{"m"}, HandleOptions{}).Action(ctx, "getCount", nil); err != nil {
+				t.Fatalf("Action with metadata answering %d: %v", tt.status, err)
+			}
 		}
-	}
-	if n := countRequests(broken, "/metadata"); n != 2 {
-		t.Errorf("metadata lookups after failures: got %d, want 2", n)
+		if n := countRequests(broken, "/metadata"); n != tt.lookups {
+			t.Errorf("metadata lookups while it answers %d: got %d, want %d", tt.status, n, tt.lookups)
+		}
 	}
 }
 

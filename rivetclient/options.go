@@ -125,8 +125,9 @@ func WithReconnectBackoff(base, max time.Duration) Option {
 // (serverless runners do), the client switches to it, together with
 // clientNamespace and clientToken when present. Disable the lookup to pin
 // the client to the configured endpoint, e.g. behind a gateway that must
-// not be bypassed. A failed lookup never fails a call: it is logged and
-// tried again on the next call.
+// not be bypassed. A failed lookup never fails a call: it is logged, and
+// tried again on the next call unless the endpoint answered with a 4xx
+// status (then the endpoint is used as configured).
 func WithMetadataLookup(enabled bool) Option {
 	return func(c *config) error {
 		c.metadataLookup = enabled

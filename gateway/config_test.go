@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rivet-gateway/rivet-gateway/config"
+)
+
+// yamlPaths lists every key path of t, e.g. "upstream.websocket.read_limit".
+func yamlPaths(t reflect.Type, prefix string, out *[]string) {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || t == reflect.TypeOf(time.Time{}) {
+		return
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if !f.IsExported() || name == "-" || name == "" {
+			continue
+		}
+		p := name
+		if prefix != "" {
+			p = prefix + "." + name
+		}
+		*out = append(*out, p)
+		yamlPaths(f.Type, p, out)
+	}
+}
+
+// TestExampleDocumentsEveryKey: config.example.yaml names every key of the
+// configuration (as a key or in a comment), so it stays the reference.
+func TestExampleDocumentsEveryKey(t *testing.T) {
+	data, err := os.ReadFile("../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	var paths []string
+	yamlPaths(reflect.TypeOf(Config{}), "", &paths)
+	for _, p := range paths {
+		leaf := p[strings.LastIndexByte(p, '.')+1:]
+		if !regexp.MustCompile(`(?m)^[\s#-]*` + regexp.QuoteMeta(leaf) + `:`).MatchString(text) {
+			t.Errorf("config.example.yaml does not document %s", p)
+		}
+	}
+}
+
+// TestExampleIsValid: the example loads, validates and runs the demo as-is
+// (with the demo's JWT secret in the environment).
+func TestExampleIsValid(t *testing.T) {
+	t.Setenv("JWT_SECRET", "0123456789abcdef0123456789abcdef")
+	if _, err := LoadConfig("../config.example.yaml"); err != nil {
+		t.Fatalf("config.example.yaml: %v", err)
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	cfg := DefaultConfig()
+	doc := `
+server: {listen: "nope", max_header_bytes: 10, shutdown_timeout: -1s}
+admin: {listen: "nope2"}
+log: {level: loud, format: xml}
+upstream: {url: "ftp://x"}
+`
+	if err := config.Decode([]byte(doc), &cfg, func(string) (string, bool) { return "", false }); err != nil {
+		t.Fatal(err)
+	}
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted a broken config")
+	}
+	for _, want := range []string{"server.listen:", "server.max_header_bytes:", "server.shutdown_timeout:", "admin.listen:", "log.level:", "log.format:", "upstream.url:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("errors lack %q:\n%v", want, err)
+		}
+	}
+}

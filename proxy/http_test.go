@@ -1,0 +1,519 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rivet-gateway/rivet-gateway/rivet"
+)
+
+// do sends a request through front and returns the response with its body read.
+func do(t *testing.T, c *http.Client, method, u string, body io.Reader, hdr http.Header) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vv := range hdr {
+		req.Header[k] = vv
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, u, err)
+	}
+	return res, b
+}
+
+func TestHTTPForwarding(t *testing.T) {
+	checkGoroutines(t)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set(rivet.HeaderRayID, "ray-123")
+		h.Set(rivet.HeaderError, "actor.not_found")
+		h.Set("X-Rivet-Actor", "actor-1")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"group":"actor","code":"not_found","message":"gone"}`)
+	})
+	_, front := startProxy(t, testConfig(up.URL+"/base/"), Options{})
+	client := testClient(t)
+
+	tests := []struct {
+		method, path, body string
+	}{
+		{"POST", "/gateway/counter%40x/request/a%2Fb/c%40d?z=1&a=2&z=0&empty=&flag", "payload"},
+		{"POST", "/gateway/counter/action/increment%20by?x=%2B1&rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=a%2Cb,c&rvt-crash-policy=sleep", `{"args":[1]}`},
+		{"GET", "/metadata?namespace=default", ""},
+		{"PUT", "/actors?namespace=ns", `{"name":"counter","key":"k"}`},
+		{"DELETE", "/actors/abc?namespace=ns", ""},
+		{"GET", "/health", ""},
+		{"PATCH", "/gateway/id1/request/%E2%82%AC/~user?q=%E2%82%AC", "x"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			var body io.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			}
+			res, got := do(t, client, tc.method, front.URL+tc.path, body, nil)
+			seen := up.next(t)
+			if want := "/base" + tc.path; seen.URI != want {
+				t.Errorf("upstream URI: got %q, want %q", seen.URI, want)
+			}
+			if seen.Method != tc.method || string(seen.Body) != tc.body {
+				t.Errorf("upstream request: got %s %q, want %s %q", seen.Method, seen.Body, tc.method, tc.body)
+			}
+			if res.StatusCode != http.StatusNotFound {
+				t.Errorf("status: got %d, want 404", res.StatusCode)
+			}
+			if want := `{"group":"actor","code":"not_found","message":"gone"}`; string(got) != want {
+				t.Errorf("body: got %q, want %q", got, want)
+			}
+			for k, want := range map[string]string{rivet.HeaderRayID: "ray-123", rivet.HeaderError: "actor.not_found", "X-Rivet-Actor": "actor-1"} {
+				if v := res.Header.Get(k); v != want {
+					t.Errorf("response %s: got %q, want %q", k, v, want)
+				}
+			}
+		})
+	}
+}
+
+func TestHTTPForwardedHeaders(t *testing.T) {
+	checkGoroutines(t)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Access-Control-Expose-Headers", "*")
+		w.Header().Set("Vary", "Origin")
+		w.WriteHeader(http.StatusNoContent)
+	})
+	upHost := strings.TrimPrefix(up.URL, "http://")
+	spoofed := http.Header{
+		"X-Forwarded-For":   {"6.6.6.6"},
+		"X-Forwarded-Host":  {"evil.example"},
+		"X-Forwarded-Proto": {"https"},
+		"Forwarded":         {"for=6.6.6.6;proto=https"},
+		"X-Custom":          {"kept"},
+		"Traceparent":       {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+	}
+	for _, tc := range []struct {
+		name, host, wantHost string
+	}{
+		{"default host", "", upHost},
+		{"host override", "engine.internal", "engine.internal"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(up.URL)
+			cfg.Host = tc.host
+			_, front := startProxy(t, cfg, Options{})
+			frontHost := strings.TrimPrefix(front.URL, "http://")
+			res, _ := do(t, testClient(t), "GET", front.URL+"/gateway/a/request/x", nil, spoofed)
+			seen := up.next(t)
+			if seen.Host != tc.wantHost {
+				t.Errorf("upstream Host: got %q, want %q", seen.Host, tc.wantHost)
+			}
+			for k, want := range map[string]string{
+				"X-Forwarded-For":   "127.0.0.1",
+				"X-Forwarded-Host":  frontHost,
+				"X-Forwarded-Proto": "http",
+				"Forwarded":         "",
+				"X-Custom":          "kept",
+				"Traceparent":       spoofed.Get("Traceparent"),
+			} {
+				if got := strings.Join(seen.Header.Values(k), ","); got != want {
+					t.Errorf("upstream %s: got %q, want %q", k, got, want)
+				}
+			}
+			for k := range res.Header {
+				if strings.HasPrefix(k, "Access-Control-") {
+					t.Errorf("response: upstream CORS header %s passed through", k)
+				}
+			}
+			if got := res.Header.Get("Vary"); got != "Origin" {
+				t.Errorf("response Vary: got %q, want %q", got, "Origin")
+			}
+		})
+	}
+}
+
+func TestHTTPCustomStripCORS(t *testing.T) {
+	checkGoroutines(t)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Access-Control-Max-Age", "86400")
+	})
+	_, front := startProxy(t, testConfig(up.URL), Options{StripCORS: func(h http.Header) { h.Del("Access-Control-Allow-Origin") }})
+	res, _ := do(t, testClient(t), "GET", front.URL+"/health", nil, nil)
+	if res.Header.Get("Access-Control-Allow-Origin") != "" || res.Header.Get("Access-Control-Max-Age") != "86400" {
+		t.Errorf("response CORS headers: got %v, want only Access-Control-Max-Age", res.Header)
+	}
+}
+
+const (
+	gwToken        = "gw/tok+1"
+	gwTokenEscaped = "gw%2Ftok%2B1"
+)
+
+// tokenCase is a request carrying client tokens and what the engine must see.
+type tokenCase struct {
+	name string
+	path string
+	hdr  http.Header
+	// protocols offered (WebSocket only).
+	protocols []string
+	// What the upstream must see when the gateway owns the token.
+	wantURI       string
+	wantHeader    map[string]string // "" means absent
+	wantProtocols []string
+}
+
+func TestHTTPTokenOwnership(t *testing.T) {
+	checkGoroutines(t)
+	clientHdr := func() http.Header {
+		return http.Header{rivet.HeaderToken: {"client-tok"}, "Authorization": {"Bearer client-tok"}}
+	}
+	cases := []tokenCase{
+		{
+			name: "id target", path: "/gateway/actor1@client-tok/action/inc", hdr: clientHdr(),
+			wantURI:    "/gateway/actor1@" + gwTokenEscaped + "/action/inc",
+			wantHeader: map[string]string{rivet.HeaderToken: gwToken, "Authorization": "Bearer client-tok"},
+		},
+		{
+			name: "id target without a token", path: "/gateway/actor1/request/p?u=1", hdr: http.Header{rivet.HeaderToken: {"client-tok"}},
+			wantURI:    "/gateway/actor1@" + gwTokenEscaped + "/request/p?u=1",
+			wantHeader: map[string]string{rivet.HeaderToken: gwToken},
+		},
+		{
+			name: "query target", path: "/gateway/counter/action/inc?x=1&rvt-namespace=default&rvt-method=get&rvt-key=k&rvt-token=client-tok", hdr: clientHdr(),
+			wantURI:    "/gateway/counter/action/inc?x=1&rvt-namespace=default&rvt-method=get&rvt-key=k&rvt-token=" + gwTokenEscaped,
+			wantHeader: map[string]string{rivet.HeaderToken: gwToken, "Authorization": "Bearer client-tok"},
+		},
+		{
+			name: "query target with rvt-token first", path: "/gateway/counter/request/?rvt-token=a&rvt-namespace=default&rvt-method=getOrCreate",
+			wantURI:    "/gateway/counter/request/?rvt-namespace=default&rvt-method=getOrCreate&rvt-token=" + gwTokenEscaped,
+			wantHeader: map[string]string{rivet.HeaderToken: gwToken},
+		},
+		{
+			name: "gateway path of no known kind", path: "/gateway/actor1@client-tok", hdr: clientHdr(),
+			wantURI:    "/gateway/actor1@" + gwTokenEscaped,
+			wantHeader: map[string]string{rivet.HeaderToken: gwToken, "Authorization": "Bearer client-tok"},
+		},
+		{
+			name: "gateway path with an unknown tail", path: "/gateway/actor1@client-tok/other/thing?q", hdr: clientHdr(),
+			wantURI:    "/gateway/actor1@" + gwTokenEscaped + "/other/thing?q",
+			wantHeader: map[string]string{rivet.HeaderToken: gwToken},
+		},
+		{
+			name: "actors", path: "/actors?namespace=default", hdr: clientHdr(),
+			wantURI:    "/actors?namespace=default",
+			wantHeader: map[string]string{rivet.HeaderToken: "", "Authorization": "Bearer " + gwToken},
+		},
+		{
+			name: "actor by id", path: "/actors/abc?namespace=default", hdr: clientHdr(),
+			wantURI:    "/actors/abc?namespace=default",
+			wantHeader: map[string]string{rivet.HeaderToken: "", "Authorization": "Bearer " + gwToken},
+		},
+		{
+			name: "metadata", path: "/metadata?namespace=default", hdr: clientHdr(),
+			wantURI:    "/metadata?namespace=default",
+			wantHeader: map[string]string{rivet.HeaderToken: "", "Authorization": "Bearer " + gwToken},
+		},
+		{
+			name: "health", path: "/health", hdr: clientHdr(),
+			wantURI:    "/health",
+			wantHeader: map[string]string{rivet.HeaderToken: "", "Authorization": "Bearer client-tok"},
+		},
+	}
+	up := newUpstream(t, nil)
+	for _, owned := range []bool{true, false} {
+		cfg := testConfig(up.URL)
+		if owned {
+			cfg.Token = gwToken
+		}
+		_, front := startProxy(t, cfg, Options{})
+		client := testClient(t)
+		for _, tc := range cases {
+			t.Run(tc.name+" owned="+strconv.FormatBool(owned), func(t *testing.T) {
+				res, body := do(t, client, "POST", front.URL+tc.path, nil, tc.hdr)
+				if res.StatusCode != http.StatusOK {
+					t.Fatalf("status: got %d %s, want 200", res.StatusCode, body)
+				}
+				checkTokenCase(t, up.next(t), tc, owned)
+			})
+		}
+	}
+}
+
+// checkTokenCase compares what the upstream saw with tc: rewritten when the
+// gateway owns the token, exactly the client's otherwise.
+func checkTokenCase(t *testing.T, seen seenRequest, tc tokenCase, owned bool) {
+	t.Helper()
+	wantURI, wantHeader, wantProtocols := tc.wantURI, tc.wantHeader, tc.wantProtocols
+	if !owned {
+		wantURI, wantProtocols = tc.path, tc.protocols
+		wantHeader = map[string]string{}
+		for k := range tc.wantHeader {
+			wantHeader[k] = tc.hdr.Get(k)
+		}
+	}
+	if seen.URI != wantURI {
+		t.Errorf("upstream URI: got %q, want %q", seen.URI, wantURI)
+	}
+	for k, want := range wantHeader {
+		if got := strings.Join(seen.Header.Values(k), ","); got != want {
+			t.Errorf("upstream %s: got %q, want %q", k, got, want)
+		}
+	}
+	if got := rivet.Subprotocols(seen.Header); !slices.Equal(got, wantProtocols) {
+		t.Errorf("upstream subprotocols: got %q, want %q", got, wantProtocols)
+	}
+}
+
+func TestMetadataRewrite(t *testing.T) {
+	checkGoroutines(t)
+	const full = `{"runtime":"engine","version":"2.3.19","clientEndpoint":"https://direct.example","clientNamespace":"ns","clientToken":"secret","nested":{"clientToken":"kept"},"list":[1,2]}`
+	tests := []struct {
+		name        string
+		contentType string
+		status      int
+		body        string
+		chunked     bool
+		want        string
+	}{
+		{"fields removed", "application/json", 200, full, false,
+			`{"list":[1,2],"nested":{"clientToken":"kept"},"runtime":"engine","version":"2.3.19"}`},
+		{"chunked upstream", "application/json; charset=utf-8", 200, full, true,
+			`{"list":[1,2],"nested":{"clientToken":"kept"},"runtime":"engine","version":"2.3.19"}`},
+		{"nothing to remove", "application/json", 200, `{"runtime":"engine", "version":"2.3.19"}`, false, `{"runtime":"engine", "version":"2.3.19"}`},
+		{"not JSON", "text/plain", 200, `clientToken=secret`, false, `clientToken=secret`},
+		{"JSON that is not an object", "application/json", 200, `["clientToken"]`, false, `["clientToken"]`},
+		{"error status", "application/json", 500, `{"clientToken":"x","group":"core","code":"internal_error","message":"m"}`, false,
+			`{"clientToken":"x","group":"core","code":"internal_error","message":"m"}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", tc.contentType)
+				if !tc.chunked {
+					w.Header().Set("Content-Length", strconv.Itoa(len(tc.body)))
+				}
+				w.WriteHeader(tc.status)
+				half := len(tc.body) / 2
+				_, _ = io.WriteString(w, tc.body[:half])
+				if tc.chunked {
+					w.(http.Flusher).Flush()
+				}
+				_, _ = io.WriteString(w, tc.body[half:])
+			})
+			_, front := startProxy(t, testConfig(up.URL), Options{})
+			hdr := http.Header{"Accept-Encoding": {"gzip, deflate"}}
+			res, body := do(t, testClient(t), "GET", front.URL+"/metadata?namespace=default", nil, hdr)
+			if seen := up.next(t); seen.Header.Get("Accept-Encoding") != "" {
+				t.Errorf("upstream Accept-Encoding: got %q, want none", seen.Header.Get("Accept-Encoding"))
+			}
+			if res.StatusCode != tc.status || string(body) != tc.want {
+				t.Errorf("response: got %d %s, want %d %s", res.StatusCode, body, tc.status, tc.want)
+			}
+			if res.ContentLength != int64(len(body)) {
+				t.Errorf("Content-Length: got %d, want %d", res.ContentLength, len(body))
+			}
+		})
+	}
+}
+
+// checkErrorResponse checks a gateway error: status, JSON content type and
+// the RivetKit error shape.
+func checkErrorResponse(t *testing.T, res *http.Response, body []byte, status int, group, code string) {
+	t.Helper()
+	if res.StatusCode != status {
+		t.Errorf("status: got %d, want %d (body %s)", res.StatusCode, status, body)
+	}
+	if ct := res.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type: got %q, want application/json", ct)
+	}
+	var e struct{ Group, Code, Message string }
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("body %q: %v", body, err)
+	}
+	if e.Group != group || e.Code != code || e.Message == "" {
+		t.Errorf("error: got %s.%s %q, want %s.%s with a message", e.Group, e.Code, e.Message, group, code)
+	}
+	if got := res.Header.Get(rivet.HeaderError); got != group+"."+code {
+		t.Errorf("%s: got %q, want %q", rivet.HeaderError, got, group+"."+code)
+	}
+}
+
+func TestHTTPUpstreamDown(t *testing.T) {
+	checkGoroutines(t)
+	_, front := startProxy(t, testConfig("http://"+closedAddr(t)), Options{})
+	res, body := do(t, testClient(t), "POST", front.URL+"/gateway/a/action/x", strings.NewReader("{}"), nil)
+	checkErrorResponse(t, res, body, http.StatusBadGateway, "guard", "service_unavailable")
+}
+
+func TestHTTPUpstreamTimeout(t *testing.T) {
+	checkGoroutines(t)
+	release := make(chan struct{})
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	cfg := testConfig(up.URL)
+	cfg.ResponseHeaderTimeout = 100 * time.Millisecond
+	_, front := startProxy(t, cfg, Options{})
+	start := time.Now()
+	res, body := do(t, testClient(t), "GET", front.URL+"/gateway/a/request/slow", nil, nil)
+	checkErrorResponse(t, res, body, http.StatusGatewayTimeout, "guard", "gateway_response_start_timeout")
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("answered after %v, want about ResponseHeaderTimeout", d)
+	}
+}
+
+func TestHTTPBodyTooLarge(t *testing.T) {
+	checkGoroutines(t)
+	up := newUpstream(t, nil)
+	cfg := testConfig(up.URL)
+	cfg.MaxRequestBodyBytes = 1024
+	_, front := startProxy(t, cfg, Options{})
+	client := testClient(t)
+
+	// At the limit: forwarded.
+	res, _ := do(t, client, "POST", front.URL+"/gateway/a/action/x", strings.NewReader(strings.Repeat("a", 1024)), nil)
+	if res.StatusCode != http.StatusOK || len(up.next(t).Body) != 1024 {
+		t.Fatalf("body at the limit: got status %d, want 200 and the body upstream", res.StatusCode)
+	}
+	// Declared too large: refused before the upstream is asked.
+	res, body := do(t, client, "POST", front.URL+"/gateway/a/action/x", strings.NewReader(strings.Repeat("a", 1025)), nil)
+	checkErrorResponse(t, res, body, http.StatusRequestEntityTooLarge, "gateway", "request_too_large")
+	// Chunked, found too large while streaming.
+	res, body = do(t, client, "POST", front.URL+"/gateway/a/action/x", io.MultiReader(strings.NewReader(strings.Repeat("a", 4096))), nil)
+	checkErrorResponse(t, res, body, http.StatusRequestEntityTooLarge, "gateway", "request_too_large")
+	select {
+	case r := <-up.reqs:
+		if len(r.Body) > 1024 {
+			t.Errorf("upstream got %d body bytes, want at most 1024", len(r.Body))
+		}
+	default:
+	}
+}
+
+func TestHTTPInvalidRoute(t *testing.T) {
+	checkGoroutines(t)
+	up := newUpstream(t, nil)
+	_, front := startProxy(t, testConfig(up.URL), Options{})
+	res, body := do(t, testClient(t), "GET", front.URL+"/gateway/counter/action/x?rvt-method=get", nil, nil)
+	checkErrorResponse(t, res, body, http.StatusBadRequest, "guard", "query_invalid_params")
+	select {
+	case r := <-up.reqs:
+		t.Errorf("upstream got %s %s, want nothing", r.Method, r.URI)
+	default:
+	}
+}
+
+func TestHTTPClientCancel(t *testing.T) {
+	checkGoroutines(t)
+	started := make(chan struct{}, 1)
+	upstreamCanceled := make(chan struct{}, 1)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			upstreamCanceled <- struct{}{}
+		case <-time.After(wait):
+		}
+	})
+	_, front := startProxy(t, testConfig(up.URL), Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", front.URL+"/gateway/a/request/hang", nil)
+	errc := make(chan error, 1)
+	client := testClient(t)
+	go func() {
+		res, err := client.Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		errc <- err
+	}()
+	recv(t, started, "the upstream request")
+	cancel()
+	if err := recv(t, errc, "the client's error"); err == nil {
+		t.Error("client: got a response, want a canceled request")
+	}
+	recv(t, upstreamCanceled, "the upstream request to be canceled")
+}
+
+// TestHTTPClientGoneStatus checks the status recorded for a client that went
+// away: 499, nothing written for nobody.
+func TestHTTPClientGoneStatus(t *testing.T) {
+	checkGoroutines(t)
+	up := newUpstream(t, nil)
+	p, err := New(testConfig(up.URL), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequestWithContext(ctx, "GET", "/gateway/a/request/x", nil)
+	rec := httptest.NewRecorder()
+	p.ServeHTTP(rec, req)
+	if rec.Code != rivet.StatusClientClosedRequest || rec.Body.Len() != 0 {
+		t.Errorf("got %d %q, want 499 and no body", rec.Code, rec.Body)
+	}
+}
+
+func TestCheckHealth(t *testing.T) {
+	checkGoroutines(t)
+	var status atomic.Int32
+	status.Store(http.StatusOK)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(int(status.Load())) })
+	p, err := New(testConfig(up.URL+"/base/"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.CheckHealth(context.Background()); err != nil {
+		t.Errorf("healthy upstream: got %v", err)
+	}
+	if seen := up.next(t); seen.URI != "/base/health" {
+		t.Errorf("health URI: got %q, want /base/health", seen.URI)
+	}
+	status.Store(http.StatusServiceUnavailable)
+	if err := p.CheckHealth(context.Background()); err == nil {
+		t.Error("unhealthy upstream: got nil, want an error")
+	}
+	p2, err := New(testConfig("http://"+closedAddr(t)+"/secret-base"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	if err := p2.CheckHealth(context.Background()); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("unreachable upstream: got %v, want an error without the URL", err)
+	}
+}
+
+// TestErrorCauseHidesURL checks upstream errors are logged without the URL,
+// which may carry the namespace token.
+func TestErrorCauseHidesURL(t *testing.T) {
+	err := &url.Error{Op: "Get", URL: "http://engine/gateway/a@secret/x", Err: &net.OpError{Op: "dial", Net: "tcp", Err: io.EOF}}
+	if got := errorCause(err); strings.Contains(got, "secret") {
+		t.Errorf("errorCause: got %q, want no URL", got)
+	}
+}
