@@ -163,7 +163,7 @@ func (a *Authenticator) keyCount() int {
 // idle connections. Requests in flight still complete. Idempotent.
 func (a *Authenticator) Close() {
 	a.closeOnce.Do(func() {
-		// a.cancel()
+		a.cancel()
 		a.wg.Wait()
 		if a.transport != nil {
 			a.transport.CloseIdleConnections()

@@ -113,13 +113,13 @@ func Reason(err error) string {
 	return "invalid"
 }
 
-// wrap returns sentinel with cause attached for the log. cause must never
-// hold a credential.
-func wrap(sentinel, cause error) error {
+// wrap returns kind (one of the sentinels) with cause attached for the
+// log. cause must never hold a credential.
+func wrap(kind, cause error) error {
 	if cause == nil {
-		return sentinel
+		return kind
 	}
-	return fmt.Errorf("%w: %w", sentinel, cause)
+	return fmt.Errorf("%w: %w", kind, cause)
 }
 
 // rejection is the error the client sees for err: ErrUnauthorized or

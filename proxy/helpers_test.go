@@ -47,7 +47,7 @@ func testConfig(url string) Config {
 }
 
 // startProxy serves a Proxy built from cfg on a local front server.
-func startProxy(t *testing.T, cfg Config, opts Options) (*Proxy, *httptest.Server) {
+func startProxy(t testing.TB, cfg Config, opts Options) (*Proxy, *httptest.Server) {
 	t.Helper()
 	if err := cfg.Validate("upstream"); err != nil {
 		t.Fatalf("config: %v", err)
@@ -90,7 +90,7 @@ func record(reqs chan<- seenRequest, r *http.Request, body []byte) {
 
 // newUpstream starts an engine stand-in; h answers after the request (and
 // for non-upgrades its body) is recorded.
-func newUpstream(t *testing.T, h http.HandlerFunc) *upstream {
+func newUpstream(t testing.TB, h http.HandlerFunc) *upstream {
 	t.Helper()
 	u := &upstream{reqs: make(chan seenRequest, 64)}
 	u.Server = httptest.NewServer(u.wrap(h))
@@ -113,7 +113,7 @@ func (u *upstream) wrap(h http.HandlerFunc) http.HandlerFunc {
 }
 
 // next returns the next recorded request.
-func (u *upstream) next(t *testing.T) seenRequest {
+func (u *upstream) next(t testing.TB) seenRequest {
 	t.Helper()
 	select {
 	case r := <-u.reqs:
@@ -128,7 +128,7 @@ func (u *upstream) next(t *testing.T) seenRequest {
 // client offered.
 var engineUpgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 
-func upgradeEngine(t *testing.T, w http.ResponseWriter, r *http.Request) *websocket.Conn {
+func upgradeEngine(t testing.TB, w http.ResponseWriter, r *http.Request) *websocket.Conn {
 	c, err := engineUpgrader.Upgrade(w, r, http.Header{"Sec-Websocket-Protocol": {"rivet"}})
 	if err != nil {
 		t.Errorf("upstream upgrade: %v", err)
@@ -139,7 +139,7 @@ func upgradeEngine(t *testing.T, w http.ResponseWriter, r *http.Request) *websoc
 
 // newWSUpstream starts an engine stand-in that upgrades every request and
 // hands the socket to h, closing it when h returns.
-func newWSUpstream(t *testing.T, h func(c *websocket.Conn, r *http.Request)) *upstream {
+func newWSUpstream(t testing.TB, h func(c *websocket.Conn, r *http.Request)) *upstream {
 	return newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		c := upgradeEngine(t, w, r)
 		if c == nil {
@@ -174,7 +174,7 @@ func wsURL(front *httptest.Server, path string) string {
 
 // dialWS opens a client WebSocket through front; the socket is closed at
 // the end of the test.
-func dialWS(t *testing.T, front *httptest.Server, path string, hdr http.Header, protocols ...string) (*websocket.Conn, *http.Response, error) {
+func dialWS(t testing.TB, front *httptest.Server, path string, hdr http.Header, protocols ...string) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
 	d := websocket.Dialer{HandshakeTimeout: wait, Subprotocols: protocols}
 	c, resp, err := d.Dial(wsURL(front, path), hdr)
@@ -185,7 +185,7 @@ func dialWS(t *testing.T, front *httptest.Server, path string, hdr http.Header, 
 	return c, resp, err
 }
 
-func mustDialWS(t *testing.T, front *httptest.Server, path string, hdr http.Header, protocols ...string) *websocket.Conn {
+func mustDialWS(t testing.TB, front *httptest.Server, path string, hdr http.Header, protocols ...string) *websocket.Conn {
 	t.Helper()
 	c, resp, err := dialWS(t, front, path, hdr, protocols...)
 	if err != nil {
@@ -289,7 +289,7 @@ func closedAddr(t *testing.T) string {
 
 // testClient is an HTTP client with its own connections, closed at the end
 // of the test so they do not count as leaked goroutines.
-func testClient(t *testing.T) *http.Client {
+func testClient(t testing.TB) *http.Client {
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: wait}

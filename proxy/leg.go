@@ -43,9 +43,6 @@ type legConn struct {
 	closeCode   atomic.Int32 // close code read from the peer
 	sentCode    atomic.Int32 // close code written to the peer
 
-	injected atomic.Pointer[websocket.CloseError]
-	pending  error // a too-big error held back until the bytes before it are read
-
 	// Write side, under wmu.
 	wmu       sync.Mutex
 	wp        frameParser
@@ -78,41 +75,39 @@ func newLeg(c net.Conn, s *session, isUpstream bool, readLimit int64) *legConn {
 }
 
 func (l *legConn) Read(p []byte) (int, error) {
-	if e := l.injected.Load(); e != nil {
+	if e := l.injectedClose(); e != nil {
 		l.stopReading()
 		return 0, e
-	}
-	if l.pending != nil {
-		l.stopReading()
-		return 0, l.pending
 	}
 	n, err := l.Conn.Read(p)
 	if n > 0 {
 		l.lastRead.Store(time.Now().UnixNano())
+	}
+	if e := l.injectedClose(); e != nil {
+		// The gateway ended the session while this Read waited (unblock
+		// woke it, or the peer already answered the close relayed on the
+		// other leg): report that, not what the peer sent meanwhile.
+		l.follow(p[:n])
+		l.stopReading()
+		return 0, e
+	}
+	if n > 0 {
 		ok, perr := l.rp.feed(p[:n])
 		l.msgs.Store(l.rp.messages)
 		l.bytes.Store(l.rp.bytes)
 		if perr != nil {
+			// Nothing from the offending frame on is relayed or counted:
+			// the next Read reports the close tooBig injects. The parser
+			// follows the rest of the stream so that Close recognizes the
+			// peer's close frame after the rest of the message.
+			l.follow(p[l.rp.resume:n])
 			l.sess.tooBig(l)
-			if e := l.injected.Load(); e != nil {
-				l.pending = e
-			}
-			// Nothing from the offending frame on is relayed (or counted),
-			// but the parser keeps in step with the stream so that Close
-			// recognizes the peer's close frame after the rest of the
-			// message.
-			l.rp.limit = 0
-			_, _ = l.rp.feed(p[l.rp.resume:n])
-			l.sawClose()
 			return ok, nil
 		}
 		l.sawClose()
 	}
 	if err != nil {
 		l.stopReading()
-		if e := l.injected.Load(); e != nil {
-			return n, e // unblocked by inject: report the injected close
-		}
 		// net.ErrClosed: this side closed the connection (Close after the
 		// grace period, forceClose); the peer did not vanish.
 		if !l.rp.closeSeen && !errors.Is(err, net.ErrClosed) {
@@ -122,6 +117,30 @@ func (l *legConn) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// injectedClose returns the close this leg's Read reports once the gateway
+// has ended the session, or nil. websocketproxy relays what it reads from
+// one leg to the other, so the close meant for the client is read from the
+// upstream leg, and the other way round.
+func (l *legConn) injectedClose() *websocket.CloseError {
+	t := l.sess.term.Load()
+	switch {
+	case t == nil:
+		return nil
+	case l.isUpstream:
+		return t.toClient
+	default:
+		return t.toUpstream
+	}
+}
+
+// follow parses p without counting it or enforcing the limit: nothing more
+// from this leg is relayed, but Close must still recognize the peer's close.
+func (l *legConn) follow(p []byte) {
+	l.rp.limit = 0
+	_, _ = l.rp.feed(p)
+	l.sawClose()
 }
 
 // sawClose records the peer's close frame once rp has parsed one.
@@ -156,12 +175,10 @@ func (l *legConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// inject makes the pending and every later Read return e. It does not
-// write anything: websocketproxy's copier relays e to the other leg.
-func (l *legConn) inject(e *websocket.CloseError) {
-	if l.injected.CompareAndSwap(nil, e) {
-		_ = l.Conn.SetReadDeadline(time.Unix(1, 0)) // unblock a Read in progress
-	}
+// unblock wakes a Read in progress, so that it reports injectedClose. It
+// writes nothing: websocketproxy's copier relays the close to the other leg.
+func (l *legConn) unblock() {
+	_ = l.Conn.SetReadDeadline(time.Unix(1, 0))
 }
 
 // ping writes a ping frame if the writer is between frames; it reports
@@ -229,8 +246,7 @@ func (l *legConn) awaitPeerClose(grace <-chan time.Time, deadline time.Time) {
 		// Bounded by the deadline only: the peer may first finish a large
 		// message (one over the read limit, say) before it reads our close.
 		n, err := l.Conn.Read(buf[:])
-		_, _ = l.rp.feed(buf[:n])
-		l.sawClose()
+		l.follow(buf[:n])
 		if err != nil || l.rp.closeSeen {
 			return
 		}
@@ -239,5 +255,3 @@ func (l *legConn) awaitPeerClose(grace <-chan time.Time, deadline time.Time) {
 
 // forceClose closes the connection without a handshake.
 func (l *legConn) forceClose() { _ = l.Conn.Close() }
-
-var errLegClosed = errors.New("websocket leg closed")

@@ -34,18 +34,21 @@ type session struct {
 	client   *legConn
 	upstream *legConn
 	ended    bool
-	// toClient/toUpstream are the closes injected when the gateway ends the
-	// session; nil until then.
-	toClient, toUpstream *websocket.CloseError
-	lostLeg              *legConn
-	cause                string
-	timers               []*time.Timer
+	lostLeg  *legConn
+	cause    string
+	timers   []*time.Timer
+
+	// term holds the closes the gateway sends when it ends the session;
+	// nil until then. One atomic value for both legs: once a leg's copier
+	// has seen it and relayed a close, the other leg (whose peer may answer
+	// at once) must see it too.
+	term atomic.Pointer[termination]
 
 	// upgraded is set once the client has been sent its 101: from then on
 	// websocketproxy relays, and each leg ends with a close handshake.
 	upgraded atomic.Bool
 
-	done chan struct{}
+	done chan struct{} // closed once the session is over and forgotten
 }
 
 // attach records a leg; a session already ended gets the leg ended too.
@@ -57,8 +60,8 @@ func (s *session) attach(l *legConn) {
 	} else {
 		s.client = l
 	}
-	if s.toClient != nil {
-		s.injectLocked()
+	if s.term.Load() != nil {
+		l.unblock()
 	}
 	if s.client != nil && s.upstream != nil && !s.ended {
 		s.armLocked()
@@ -110,30 +113,29 @@ func (s *session) keepalive() bool {
 	return true
 }
 
+// termination is how the gateway ends a session: the close frame the client
+// is sent and the one the upstream is sent.
+type termination struct {
+	toClient, toUpstream *websocket.CloseError
+}
+
 // terminate ends the session from the gateway's side: the client is sent
 // toClient and the upstream toUpstream. Only the first call has an effect.
 func (s *session) terminate(cause string, toClient, toUpstream *websocket.CloseError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.toClient != nil || s.ended {
+	if s.ended || !s.term.CompareAndSwap(nil, &termination{toClient, toUpstream}) {
 		return
 	}
-	s.cause, s.toClient, s.toUpstream = cause, toClient, toUpstream
-	s.injectLocked()
+	s.cause = cause
+	for _, l := range []*legConn{s.client, s.upstream} {
+		if l != nil {
+			l.unblock()
+		}
+	}
 	// Backstop: a peer that never reads cannot hold the session open.
 	grace := 2*s.p.cfg.WebSocket.CloseGrace + s.p.cfg.WebSocket.WriteTimeout
 	s.timers = append(s.timers, time.AfterFunc(grace, s.forceClose))
-}
-
-func (s *session) injectLocked() {
-	// websocketproxy relays what it reads from one leg to the other, so
-	// the close meant for the client is injected into the upstream leg.
-	if s.upstream != nil {
-		s.upstream.inject(s.toClient)
-	}
-	if s.client != nil {
-		s.client.inject(s.toUpstream)
-	}
 }
 
 // lost records that l's peer vanished (no close frame) and returns the
@@ -201,7 +203,6 @@ func (s *session) end() {
 	for _, t := range s.timers {
 		t.Stop()
 	}
-	close(s.done)
 }
 
 // Stats describes a proxied WebSocket once it has ended.
@@ -238,11 +239,14 @@ func (g *registry) add(s *session) bool {
 	return true
 }
 
+// remove forgets s and closes s.done: the last step of a session, after
+// OnWebSocketEnd, so a Shutdown that waited for it leaves nothing behind.
 func (g *registry) remove(s *session) {
 	g.mu.Lock()
 	delete(g.sessions, s)
 	g.mu.Unlock()
 	g.open.Add(-1)
+	close(s.done)
 }
 
 func (g *registry) snapshot(closing bool) []*session {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/koding/websocketproxy"
@@ -90,6 +91,11 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet
 	if !hw.hijacked {
 		// websocketproxy answered with an error instead of upgrading.
 		e := upgradeFailure(dialErr, hw)
+		if t := s.term.Load(); t != nil {
+			// The gateway ended the session during the handshake
+			// (shutdown, say), which failed it: tell the client why.
+			e = terminationError(t)
+		}
 		p.log.Warn("websocket upgrade failed", "intent", rt.Intent.String(), "actor", rt.ActorLabel(),
 			"upstream_status", hw.status, "error", errText(dialErr))
 		rivet.RejectWebSocket(w, r, e)
@@ -123,6 +129,13 @@ func upgradeFailure(dialErr error, hw *hijackWriter) *rivet.Error {
 		return rivet.ErrUpstreamUnavailable.With("upstream_status", hw.status)
 	}
 	return rivet.ErrInvalidRequest.With("upstream_status", hw.status)
+}
+
+// terminationError is the rejection for a session the gateway ended before
+// the client was upgraded: the reason it would have closed the socket with.
+func terminationError(t *termination) *rivet.Error {
+	group, code, _ := strings.Cut(t.toClient.Text, ".")
+	return &rivet.Error{Status: http.StatusServiceUnavailable, Group: group, Code: code, Message: "Gateway closed the connection."}
 }
 
 // hopHeaders are not forwarded on the WebSocket dial: hop-by-hop headers,

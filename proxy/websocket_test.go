@@ -453,7 +453,12 @@ func TestWebSocketShutdown(t *testing.T) {
 	if n := p.OpenWebSockets(); n != 0 {
 		t.Errorf("OpenWebSockets after Shutdown: got %d, want 0", n)
 	}
-	st := recv(t, ends, "OnWebSocketEnd")
+	var st Stats
+	select {
+	case st = <-ends:
+	default:
+		t.Fatal("Shutdown returned before OnWebSocketEnd was called")
+	}
 	if st.Cause != "shutdown" || st.GatewayCloseCode != 1001 || st.UpstreamCloseCode != 1001 {
 		t.Errorf("stats: got %+v, want cause shutdown and 1001 both ways", st)
 	}
@@ -764,4 +769,77 @@ func TestTLSUpstream(t *testing.T) {
 			t.Errorf("client: got close %d %q, want 1011", ce.Code, ce.Text)
 		}
 	})
+}
+
+// hangingUpstream reads WebSocket handshakes and never answers them; each
+// request is reported on the returned channel.
+func hangingUpstream(t *testing.T) (string, <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan struct{}, 8)
+	done := make(chan struct{})
+	accepted := make(chan struct{})
+	t.Cleanup(func() {
+		close(done)
+		ln.Close()
+		<-accepted
+	})
+	go func() {
+		defer close(accepted)
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(conn)); err == nil {
+					got <- struct{}{}
+				}
+				<-done
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String(), got
+}
+
+func TestWebSocketShutdownDuringHandshake(t *testing.T) {
+	checkGoroutines(t)
+	url, got := hangingUpstream(t)
+	ends, onEnd := endings()
+	p, front := startProxy(t, testConfig(url), Options{OnWebSocketEnd: onEnd})
+	type dialed struct {
+		c    *websocket.Conn
+		resp *http.Response
+		err  error
+	}
+	dials := make(chan dialed, 1)
+	go func() {
+		d := websocket.Dialer{HandshakeTimeout: 2 * wait, Subprotocols: rivetProtocols}
+		c, resp, err := d.Dial(wsURL(front, "/gateway/a/connect"), nil)
+		dials <- dialed{c, resp, err}
+	}()
+	recv(t, got, "the upstream handshake")
+	start := time.Now()
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- p.Shutdown(context.Background()) }()
+
+	d := recv(t, dials, "the client's handshake")
+	if d.err != nil || d.resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("dial: got %v, want 101", d.err)
+	}
+	defer d.c.Close()
+	checkClose(t, "client", readClose(t, d.c), 1011, "ws.going_away")
+	if err := recv(t, shutdown, "Shutdown to return"); err != nil {
+		t.Errorf("Shutdown: got %v", err)
+	}
+	if dt := time.Since(start); dt > promptly {
+		t.Errorf("Shutdown took %v, want within %v", dt, promptly)
+	}
+	if st := recv(t, ends, "OnWebSocketEnd"); st.Cause != "shutdown" {
+		t.Errorf("stats: got cause %q, want shutdown", st.Cause)
+	}
 }

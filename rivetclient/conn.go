@@ -99,6 +99,8 @@ type Conn struct {
 	done      chan struct{} // closed when run returns
 	disp      *dispatcher
 
+	connectedOnce bool // a socket got to Init; read and written by run's goroutine only
+
 	writeMu sync.Mutex // one writer on the socket; taken before mu
 
 	mu          sync.Mutex
@@ -431,12 +433,23 @@ func (c *Conn) connectWithRetry() (*websocket.Conn, error) {
 // #shouldRetryConnectionOpenError, plus network errors: see IsRetryable.
 // Key handles also retry stale-actor errors (actor.not_found, …) while
 // connecting, so the key is resolved again.
+//
+// Unlike the JS client, a Conn that has been connected before also retries
+// actor.no_runner_config_configured: a restarting engine answers it until
+// the runners have registered again (observed with engine 2.3.19 for a
+// few hundred milliseconds after a restart), and the earlier connection
+// shows the runner config did exist. Before the first connection it stays
+// terminal, so a misconfigured pool still fails Connect at once.
 func (c *Conn) shouldRetry(err error) bool {
 	if IsRetryable(err) {
 		return true
 	}
 	var ae *ActorError
-	return c.h.target.dynamic() && errors.As(err, &ae) && isStaleActorError(ae)
+	if !errors.As(err, &ae) {
+		return false
+	}
+	return (c.h.target.dynamic() && isStaleActorError(ae)) ||
+		(c.connectedOnce && isMissingRunnerConfig(ae))
 }
 
 // backoff returns the delay after failed attempt n (0-based): base·2ⁿ,
@@ -588,6 +601,7 @@ func (c *Conn) serve(ws *websocket.Conn) error {
 	}
 	c.ws = ws
 	c.lastErr = nil
+	c.connectedOnce = true
 	c.setStatusLocked(StatusConnected)
 	events := make([]string, 0, len(c.subs))
 	for name := range c.subs {

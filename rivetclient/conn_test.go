@@ -643,3 +643,56 @@ func TestConnCloseFromCallback(t *testing.T) {
 	c.Close()
 	check()
 }
+
+// TestConnMissingRunnerConfig: actor.no_runner_config_configured is
+// terminal for the first connection (a misconfigured pool fails at once, as
+// in the JS client) but retried once the Conn has been connected: a
+// restarting engine answers it until its runners are back.
+func TestConnMissingRunnerConfig(t *testing.T) {
+	f := newFakeEngine(t)
+	f.connectHook = func(attempt int, _ *http.Request) *rejection {
+		if attempt == 1 {
+			return &rejection{reason: "actor.no_runner_config_configured#ray1"}
+		}
+		return nil
+	}
+	c := newTestClient(t, f)
+	h := c.GetOrCreate("counter", []string{"runner"}, HandleOptions{Params: map[string]string{"token": "x"}})
+	_, err := h.Connect(testContext(t))
+	if !errors.Is(err, &ActorError{Group: "actor", Code: "no_runner_config_configured"}) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("first Connect: got %v, want terminal actor.no_runner_config_configured", err)
+	}
+
+	f.mu.Lock()
+	f.connectHook = func(attempt int, _ *http.Request) *rejection {
+		if attempt == 3 || attempt == 4 { // the reconnect after the drop, twice
+			return &rejection{reason: "actor.no_runner_config_configured#ray2"}
+		}
+		return nil
+	}
+	f.mu.Unlock()
+	conn, err := h.Connect(testContext(t))
+	if err != nil {
+		t.Fatalf("second Connect: %v", err)
+	}
+	defer conn.Close()
+	var rec recorder
+	rec.attach(conn, "")
+	first := conn.ConnectionID()
+	f.dropConns()
+	waitFor(t, "reconnected past no_runner_config_configured", func() bool {
+		return conn.Status() == StatusConnected && conn.ConnectionID() != first
+	})
+	n := 0
+	for _, err := range rec.errors() {
+		if errors.Is(err, &ActorError{Group: "actor", Code: "no_runner_config_configured"}) {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("no_runner_config_configured reported %d times, want 2 (errors %v)", n, rec.errors())
+	}
+	if slices.Contains(rec.statusList(), StatusIdle) {
+		t.Errorf("statuses: got %v, want no idle", rec.statusList())
+	}
+}

@@ -38,6 +38,9 @@
 // gateway closes the socket with client.get_params_failed, ws.going_away,
 // actor.restarting, actor.stopped or a retryable guard.* reason, or when the
 // network fails. Terminal errors (auth.*, user.*, …) stop the retries.
+// A connection that was established once also rides out an engine restart:
+// it retries actor.no_runner_config_configured, which the engine answers
+// until its runners have registered again (the JS client gives up there).
 //
 // # Errors
 //

@@ -124,6 +124,9 @@ func (e *transportError) Unwrap() error { return e.err }
 //
 // Every other error is terminal: other *ActorError codes (auth.*, user.*,
 // actor.not_found, …), context cancellation, [ErrClosed], encoding errors.
+// A [Conn] additionally retries, while connecting, stale-actor errors of key
+// handles and, once it has been connected, actor.no_runner_config_configured
+// (what a restarting engine answers until its runners are back).
 func IsRetryable(err error) bool {
 	if err == nil || errors.Is(err, ErrClosed) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -184,6 +187,13 @@ func isLifecycleSignal(e *ActorError) bool {
 	return isRequestRetrySignal(e) ||
 		(e.Group == "actor" && e.Code == "stopped") ||
 		(e.Group == "ws" && e.Code == "going_away")
+}
+
+// isMissingRunnerConfig reports actor.no_runner_config_configured: the
+// engine knows no runner for the pool. A Conn that was connected retries it
+// (see Conn.shouldRetry); everything else treats it as terminal.
+func isMissingRunnerConfig(e *ActorError) bool {
+	return e.Group == "actor" && e.Code == "no_runner_config_configured"
 }
 
 // isStaleActorError reports the errors meaning a key lookup pointed at an
