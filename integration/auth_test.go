@@ -263,17 +263,7 @@ func testAPIKeys(t *testing.T, upstream string) {
 	dir := t.TempDir()
 	keysFile := filepath.Join(dir, "keys.yaml")
 	writeKeysFile(t, keysFile, "rotating", "rotating-key")
-	gw := harness.StartGateway(t, `
-server:
-  listen: "{{LISTEN}}"
-  shutdown_timeout: 5s
-admin:
-  listen: "{{ADMIN}}"
-log:
-  level: debug
-upstream:
-  url: "`+upstream+`"
-auth:
+	gw := harness.StartGateway(t, baseConfig(upstream)+`auth:
   credentials: [api_key_header]
   api_keys:
     keys:
@@ -392,17 +382,7 @@ func writeKeysFile(t *testing.T, path, id, key string) {
 // the HS256 issuer and the JWKS issuer, binding counter keys to the token's sub, and closing
 // WebSockets at token expiry with the given leeway.
 func jwtGatewayConfig(upstream, jwksURL, leeway string) string {
-	return `
-server:
-  listen: "{{LISTEN}}"
-  shutdown_timeout: 5s
-admin:
-  listen: "{{ADMIN}}"
-log:
-  level: debug
-upstream:
-  url: "` + upstream + `"
-auth:
+	return baseConfig(upstream) + `auth:
   credentials: [bearer, conn_params]
   close_on_expiry: true
   jwt:

@@ -950,17 +950,7 @@ func clientFreeAddr(t *testing.T) string {
 // closing WebSockets when their token expires (ws.going_away), with extra
 // YAML appended (e.g. a params section).
 func clientJWTConfig(upstream, extra string) string {
-	return `
-server:
-  listen: "{{LISTEN}}"
-  shutdown_timeout: 5s
-admin:
-  listen: "{{ADMIN}}"
-log:
-  level: debug
-upstream:
-  url: "` + upstream + `"
-auth:
+	return baseConfig(upstream) + `auth:
   credentials: [bearer, conn_params]
   close_on_expiry: true
   jwt:

@@ -33,17 +33,7 @@ func TestParams(t *testing.T) {
 	}
 
 	svc := startParamsService(t)
-	gw := harness.StartGateway(t, `
-server:
-  listen: "{{LISTEN}}"
-  shutdown_timeout: 5s
-admin:
-  listen: "{{ADMIN}}"
-log:
-  level: debug
-upstream:
-  url: "`+up.URL+`"
-auth:
+	gw := harness.StartGateway(t, baseConfig(up.URL)+`auth:
   credentials: [bearer, conn_params]
   close_on_expiry: true
   jwt:
@@ -74,17 +64,7 @@ params:
 // sends: nothing, or keys the server sets (spoofed). With merge, client keys the server does not
 // set survive, and the consumed authToken never does.
 func testClaimsParams(t *testing.T, upstream, policy string) {
-	gw := harness.StartGateway(t, `
-server:
-  listen: "{{LISTEN}}"
-  shutdown_timeout: 5s
-admin:
-  listen: "{{ADMIN}}"
-log:
-  level: debug
-upstream:
-  url: "`+upstream+`"
-auth:
+	gw := harness.StartGateway(t, baseConfig(upstream)+`auth:
   credentials: [bearer, conn_params]
   jwt:
     issuers:

@@ -2,6 +2,8 @@ package rivet
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -130,8 +132,8 @@ const StatusClientClosedRequest = 499
 
 // AsError maps any error to the rejection the client sees. This is the one
 // place that decides statuses: an *Error keeps its own; a client that went
-// away is 499; a timeout 504; a failure to reach or read from the upstream
-// 502; anything else 500.
+// away is 499; a timeout 504; a failure to reach, trust or read from the
+// upstream 502; anything else 500.
 func AsError(err error) *Error {
 	var e *Error
 	switch {
@@ -155,8 +157,14 @@ func isTimeout(err error) bool {
 }
 
 func isDialOrEOF(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+	var (
+		op   *net.OpError
+		cert *tls.CertificateVerificationError
+		rec  tls.RecordHeaderError
+		ua   x509.UnknownAuthorityError
+		hn   x509.HostnameError
+	)
+	return errors.As(err, &op) || errors.As(err, &cert) || errors.As(err, &rec) || errors.As(err, &ua) || errors.As(err, &hn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, websocket.ErrBadHandshake)
 }

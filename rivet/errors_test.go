@@ -2,6 +2,8 @@ package rivet
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -322,4 +324,16 @@ func TestWriteError(t *testing.T) {
 			t.Errorf("got %d %q %s, want 400 gateway.invalid_request", rec.Code, rec.Header().Get("X-Rivet-Error"), rec.Body)
 		}
 	})
+}
+
+func TestAsErrorUpstreamTLS(t *testing.T) {
+	for _, err := range []error{
+		fmt.Errorf("dial: %w", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}),
+		x509.HostnameError{Certificate: &x509.Certificate{}, Host: "engine"},
+		tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"},
+	} {
+		if e := AsError(err); e.Status != http.StatusBadGateway || e.Code != "service_unavailable" {
+			t.Errorf("AsError(%T) = %d %s.%s, want 502 guard.service_unavailable", err, e.Status, e.Group, e.Code)
+		}
+	}
 }

@@ -13,7 +13,7 @@
 //   RECONNECT_MS        (expiry) bound for the reconnect after the first token expired (10000)
 //   ENC                 client encoding (default bare)
 import { createClient } from "rivetkit/client";
-import { describeError, disposeQuietly, env, errorOf, fetchToken, run, track, waitFor, withTimeout } from "./auth-lib.mjs";
+import { describeError, disposeQuietly, env, errorOf, fetchToken, reconnectMs, runScenario, track, waitFor, withTimeout } from "./auth-lib.mjs";
 
 const client = createClient({
 	endpoint: env("RIVET_ENDPOINT_URL"),
@@ -108,7 +108,7 @@ const scenarios = {
 			const left = (at) => log.statuses.some((s) => s.at >= at && s.status !== "connected");
 			const connectedAt = Date.now();
 			// Bound: the first token's lifetime plus reconnect time.
-			const bound = Math.max(0, tokens[0].exp - Date.now()) + timeoutMsForReconnect();
+			const bound = Math.max(0, tokens[0].exp - Date.now()) + reconnectMs;
 			await waitFor(
 				() => tokens.length >= 2 && left(connectedAt) && conn.connStatus === "connected",
 				"close at expiry and reconnect",
@@ -124,12 +124,4 @@ const scenarios = {
 	},
 };
 
-function timeoutMsForReconnect() {
-	return Number(process.env.RECONNECT_MS || 10_000);
-}
-
-await run(async () => {
-	const scenario = scenarios[env("SCENARIO")];
-	if (!scenario) throw new Error(`unknown SCENARIO; known: ${Object.keys(scenarios).join(", ")}`);
-	return await scenario();
-});
+await runScenario(scenarios);

@@ -107,3 +107,15 @@ export async function run(main) {
 	writeResult(`${json(out)}\n`);
 	process.exit(0);
 }
+
+// reconnectMs bounds a reconnect after a token expires (env RECONNECT_MS).
+export const reconnectMs = Number(process.env.RECONNECT_MS || 10_000);
+
+// runScenario runs scenarios[SCENARIO] through run.
+export async function runScenario(scenarios) {
+	await run(async () => {
+		const scenario = scenarios[env("SCENARIO")];
+		if (!scenario) throw new Error(`unknown SCENARIO; known: ${Object.keys(scenarios).join(", ")}`);
+		return await scenario();
+	});
+}

@@ -14,7 +14,7 @@
 //   RECONNECT_MS        (service) bound for the reconnect after the first token expired (10000)
 //   ENC                 client encoding (default bare)
 import { createClient } from "rivetkit/client";
-import { disposeQuietly, env, errorOf, fetchToken, run, track, waitFor, withTimeout } from "./auth-lib.mjs";
+import { disposeQuietly, env, errorOf, fetchToken, reconnectMs, runScenario, track, waitFor, withTimeout } from "./auth-lib.mjs";
 
 const endpoint = env("RIVET_ENDPOINT_URL");
 const encoding = process.env.ENC ? { encoding: process.env.ENC } : {};
@@ -91,7 +91,7 @@ const scenarios = {
 			await waitFor(
 				() => tokens.length >= 2 && log.statuses.some((s) => s.at >= connectedAt && s.status !== "connected") && conn.connStatus === "connected",
 				"close at token expiry and reconnect",
-				Math.max(0, tokens[0].exp - Date.now()) + timeoutMsAfter(),
+				Math.max(0, tokens[0].exp - Date.now()) + reconnectMs,
 			);
 			const reconnected = await withTimeout(conn.whoami(), "whoami after reconnect");
 			return { first, http, reconnected, getParamsCalls: tokens.length, ...log.snapshot() };
@@ -137,12 +137,4 @@ const scenarios = {
 	},
 };
 
-function timeoutMsAfter() {
-	return Number(process.env.RECONNECT_MS || 10_000);
-}
-
-await run(async () => {
-	const scenario = scenarios[env("SCENARIO")];
-	if (!scenario) throw new Error(`unknown SCENARIO; known: ${Object.keys(scenarios).join(", ")}`);
-	return await scenario();
-});
+await runScenario(scenarios);
