@@ -5,12 +5,21 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/rivet-gateway/rivet-gateway/metrics"
 )
 
+// AdminHandler is the admin listener's handler (for tests and embedding).
+func (g *Gateway) AdminHandler() http.Handler { return g.admin.Handler }
+
 // adminHandler serves the probes: /healthz (the process is alive) and
-// /readyz (not shutting down, and the upstream's /health answers).
+// /readyz (not shutting down, and the upstream's /health answers), and the
+// Prometheus metrics at metrics.path when metrics are enabled.
 func (g *Gateway) adminHandler() http.Handler {
 	mux := http.NewServeMux()
+	if g.metrics != nil {
+		mux.Handle("GET "+g.cfg.Metrics.Path, metrics.Handler(g.registry))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

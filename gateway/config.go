@@ -12,6 +12,7 @@ import (
 	"github.com/rivet-gateway/rivet-gateway/authn"
 	"github.com/rivet-gateway/rivet-gateway/config"
 	"github.com/rivet-gateway/rivet-gateway/cors"
+	"github.com/rivet-gateway/rivet-gateway/metrics"
 	"github.com/rivet-gateway/rivet-gateway/params"
 	"github.com/rivet-gateway/rivet-gateway/proxy"
 )
@@ -19,13 +20,14 @@ import (
 // Config is the whole configuration file. Each section is owned by the
 // package that uses it.
 type Config struct {
-	Server   ServerConfig  `yaml:"server"`
-	Admin    AdminConfig   `yaml:"admin"`
-	Log      LogConfig     `yaml:"log"`
-	Upstream proxy.Config  `yaml:"upstream"`
-	CORS     cors.Config   `yaml:"cors"`
-	Auth     authn.Config  `yaml:"auth"`
-	Params   params.Config `yaml:"params"`
+	Server   ServerConfig   `yaml:"server"`
+	Admin    AdminConfig    `yaml:"admin"`
+	Log      LogConfig      `yaml:"log"`
+	Upstream proxy.Config   `yaml:"upstream"`
+	CORS     cors.Config    `yaml:"cors"`
+	Auth     authn.Config   `yaml:"auth"`
+	Params   params.Config  `yaml:"params"`
+	Metrics  metrics.Config `yaml:"metrics"`
 }
 
 // ServerConfig is the `server:` section: the public listener.
@@ -70,6 +72,8 @@ type LogConfig struct {
 	Level string `yaml:"level"`
 	// Format is text or json. Default text.
 	Format string `yaml:"format"`
+	// Access is the access log: one line per request and per WebSocket.
+	Access metrics.AccessLogConfig `yaml:"access"`
 }
 
 // DefaultConfig returns every default, in this one place.
@@ -88,11 +92,12 @@ func DefaultConfig() Config {
 			ReadinessInterval: 5 * time.Second,
 			ReadinessTimeout:  2 * time.Second,
 		},
-		Log:      LogConfig{Level: "info", Format: "text"},
+		Log:      LogConfig{Level: "info", Format: "text", Access: metrics.DefaultAccessLogConfig()},
 		Upstream: proxy.DefaultConfig(),
 		CORS:     cors.DefaultConfig(),
 		Auth:     authn.DefaultConfig(),
 		Params:   params.DefaultConfig(),
+		Metrics:  metrics.DefaultConfig(),
 	}
 }
 
@@ -166,6 +171,8 @@ func (c *Config) Validate() error {
 		c.CORS.Validate("cors"),
 		c.Auth.Validate("auth"),
 		c.Params.Validate("params"),
+		c.Log.Access.Validate("log.access"),
+		c.Metrics.Validate("metrics"),
 	)
 	return errors.Join(errs...)
 }

@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rivet-gateway/rivet-gateway/authn"
 	"github.com/rivet-gateway/rivet-gateway/cors"
+	"github.com/rivet-gateway/rivet-gateway/metrics"
 	"github.com/rivet-gateway/rivet-gateway/params"
 	"github.com/rivet-gateway/rivet-gateway/proxy"
 	"github.com/rivet-gateway/rivet-gateway/rivet"
@@ -33,6 +35,12 @@ type Gateway struct {
 	par   *params.Injector
 	proxy *proxy.Proxy
 
+	// registry holds this gateway's metrics (never the global registry);
+	// metrics and access are nil when disabled.
+	registry *prometheus.Registry
+	metrics  *metrics.Metrics
+	access   *metrics.AccessLog
+
 	echo   *echo.Echo
 	public *http.Server
 	admin  *http.Server
@@ -43,12 +51,27 @@ type Gateway struct {
 
 // New builds a gateway from a validated configuration.
 func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, log: logger}
+	g := &Gateway{cfg: cfg, log: logger, registry: prometheus.NewRegistry()}
 	var err error
+	if g.access, err = metrics.NewAccessLog(cfg.Log.Access, logger.With("component", "access")); err != nil {
+		return nil, fmt.Errorf("log.access: %w", err)
+	}
+	if cfg.Metrics.Enabled {
+		g.metrics, err = metrics.New(g.registry, cfg.Metrics, metrics.Options{
+			IssuerNames: issuerNames(cfg.Auth),
+			APIKeyIDs:   apiKeyIDs(cfg.Auth),
+			// The proxy is built below; the gauge is read only on scrapes.
+			OpenWebSockets: func() int { return g.proxy.OpenWebSockets() },
+			Runtime:        true,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
 	if g.cors, err = cors.New(cfg.CORS); err != nil {
 		return nil, fmt.Errorf("cors: %w", err)
 	}
-	if g.auth, err = authn.New(cfg.Auth, authn.Options{Logger: logger.With("component", "authn")}); err != nil {
+	if g.auth, err = authn.New(cfg.Auth, authn.Options{Logger: logger.With("component", "authn"), Observe: g.metrics.ObserveAuth}); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	authField := cfg.Auth.ConnParamsField
@@ -56,6 +79,7 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 		Logger:         logger.With("component", "params"),
 		Caller:         callerFromIdentity,
 		ConsumedFields: func(*http.Request) []string { return []string{authField} },
+		Observe:        g.metrics.ObserveParams,
 	})
 	if err != nil {
 		g.auth.Close()
@@ -66,6 +90,7 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 		CheckOrigin:     g.cors.CheckOrigin,
 		StripCORS:       cors.StripUpstream,
 		SessionDeadline: g.auth.SessionDeadline,
+		OnWebSocketEnd:  metrics.NoteWebSocket,
 	})
 	if err != nil {
 		g.Close()
@@ -91,21 +116,46 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 
 // Handler returns the public request chain, in order:
 //
-//	CORS → route classification → authentication → server-side params → proxy
+//	metrics + access log → CORS → route classification → authentication →
+//	server-side params → proxy
 //
-// CORS answers preflights and refuses disallowed origins before anything
-// else runs; classification parses /gateway/<target>/... into a
-// rivet.Route the later layers read from the context; authentication
-// verifies and strips credentials and stores the caller's identity; the
-// params layer fetches fresh connection params for that identity and
-// injects them; the proxy forwards to the engine.
+// The metrics and access-log layer wraps everything, so it sees every
+// answer, rejections included; the two metrics.Note layers hand it the
+// route and the identity, which only exist inside the chain. CORS answers
+// preflights and refuses disallowed origins before anything else runs;
+// classification parses /gateway/<target>/... into a rivet.Route the later
+// layers read from the context; authentication verifies and strips
+// credentials and stores the caller's identity; the params layer fetches
+// fresh connection params for that identity and injects them; the proxy
+// forwards to the engine.
 func (g *Gateway) Handler() http.Handler {
 	var h http.Handler = g.proxy
 	h = g.par.Middleware(h)
+	h = metrics.Note(h) // the identity
 	h = g.auth.Middleware(h)
+	h = metrics.Note(h) // the route, also for requests authn rejects
 	h = classify(h)
 	h = g.cors.Middleware(h)
+	h = metrics.Middleware(g.metrics, g.access, h)
 	return h
+}
+
+// issuerNames and apiKeyIDs are the values the auth metrics may use as
+// labels: operator-chosen names only.
+func issuerNames(c authn.Config) []string {
+	out := make([]string, 0, len(c.JWT.Issuers))
+	for _, is := range c.JWT.Issuers {
+		out = append(out, is.Name)
+	}
+	return out
+}
+
+func apiKeyIDs(c authn.Config) []string {
+	out := make([]string, 0, len(c.APIKeys.Keys))
+	for _, k := range c.APIKeys.Keys {
+		out = append(out, k.ID)
+	}
+	return out
 }
 
 // classify stores the request's rivet.Route in its context. Malformed

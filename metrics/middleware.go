@@ -1,0 +1,222 @@
+package metrics
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/rivet-gateway/rivet-gateway/authn"
+	"github.com/rivet-gateway/rivet-gateway/proxy"
+	"github.com/rivet-gateway/rivet-gateway/rivet"
+)
+
+// record is what the inner layers tell Middleware about a request. The
+// chain runs in the request's goroutine (the proxy's WebSocket session
+// included), so it needs no lock.
+type record struct {
+	route *rivet.Route
+	id    *authn.Identity
+	ws    *proxy.Stats
+}
+
+type recordKey struct{}
+
+func recordFrom(ctx context.Context) *record {
+	rec, _ := ctx.Value(recordKey{}).(*record)
+	return rec
+}
+
+// Note copies the route (rivet.RouteFrom) and identity
+// (authn.IdentityFrom) in the request's context to Middleware, which sits
+// outside the layers that set them. Put it after route classification and
+// after authentication.
+func Note(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rec := recordFrom(r.Context()); rec != nil {
+			if rt := rivet.RouteFrom(r.Context()); rt != nil {
+				rec.route = rt
+			}
+			if id := authn.IdentityFrom(r.Context()); id != nil {
+				rec.id = id
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// NoteWebSocket hands a finished WebSocket's stats to Middleware
+// (proxy.Options.OnWebSocketEnd).
+func NoteWebSocket(r *http.Request, st proxy.Stats) {
+	if rec := recordFrom(r.Context()); rec != nil {
+		rec.ws = &st
+	}
+}
+
+// AccessLog writes access-log lines. A nil *AccessLog writes none.
+type AccessLog struct {
+	log    *slog.Logger
+	level  slog.Level
+	sample float64
+}
+
+// NewAccessLog returns the access log configured by cfg, or nil when it is
+// disabled.
+func NewAccessLog(cfg AccessLogConfig, log *slog.Logger) (*AccessLog, error) {
+	if !cfg.Enabled {
+		return nil, nil
+	}
+	level, err := parseLevel(cfg.Level)
+	if err != nil {
+		return nil, err
+	}
+	return &AccessLog{log: log, level: level, sample: cfg.Sample}, nil
+}
+
+// Middleware wraps the whole chain (outermost): it counts every request
+// and WebSocket in m and writes its access-log line to al. Either may be
+// nil. Only route intent, actor name (query targets), method, status or
+// close code, duration, sizes, ray id and the caller's subject or API key
+// id are logged: never a credential, a query string or params.
+func Middleware(m *Metrics, al *AccessLog, next http.Handler) http.Handler {
+	if m == nil && al == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &record{}
+		rw := &responseRecorder{ResponseWriter: w}
+		next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), recordKey{}, rec)))
+		d := time.Since(start)
+		status := rw.status
+		if status == 0 {
+			status = http.StatusOK // nothing written: net/http answers 200
+		}
+		ws := rec.ws
+		if ws != nil && !rw.hijacked {
+			ws = nil // the upgrade failed and was answered over HTTP
+		}
+		m.observeRequest(rec.route, status, d, ws)
+		al.write(r, rec, rw, status, d, ws)
+	})
+}
+
+func (al *AccessLog) write(r *http.Request, rec *record, rw *responseRecorder, status int, d time.Duration, ws *proxy.Stats) {
+	if al == nil || !al.log.Enabled(r.Context(), al.level) {
+		return
+	}
+	ok := status < 400
+	if ws != nil {
+		switch closeCode(ws) {
+		case 1000, 1001, 1005:
+		default:
+			ok = false
+		}
+	}
+	if ok && al.sample < 1 && mrand.Float64() >= al.sample {
+		return
+	}
+	ray := rw.rayID
+	if ray == "" {
+		ray = newRayID()
+	}
+	attrs := make([]slog.Attr, 0, 16)
+	attrs = append(attrs, slog.String("ray_id", ray))
+	if rec.route != nil {
+		attrs = append(attrs, slog.String("intent", rec.route.Intent.String()))
+		if n := rec.route.ActorLabel(); n != "" {
+			attrs = append(attrs, slog.String("actor", n))
+		}
+	} else {
+		attrs = append(attrs, slog.String("intent", rivet.IntentUnknown.String()))
+	}
+	attrs = append(attrs, slog.String("method", r.Method))
+	msg := "request"
+	if ws != nil {
+		msg = "websocket"
+		attrs = append(attrs,
+			slog.Int("close_code", closeCode(ws)),
+			slog.Duration("duration", ws.Duration),
+			slog.Int64("messages_in", ws.MessagesIn), slog.Int64("messages_out", ws.MessagesOut),
+			slog.Int64("bytes_in", ws.BytesIn), slog.Int64("bytes_out", ws.BytesOut))
+		if ws.Cause != "" {
+			attrs = append(attrs, slog.String("cause", ws.Cause))
+		}
+	} else {
+		attrs = append(attrs, slog.Int("status", status), slog.Duration("duration", d),
+			slog.Int64("bytes_out", rw.bytes))
+		if r.ContentLength > 0 {
+			attrs = append(attrs, slog.Int64("bytes_in", r.ContentLength))
+		}
+	}
+	if id := rec.id; id != nil {
+		attrs = append(attrs, slog.String("auth", id.Method))
+		if id.Subject != "" {
+			attrs = append(attrs, slog.String("subject", id.Subject))
+		}
+		if n := id.IssuerName(); n != "" {
+			attrs = append(attrs, slog.String("issuer", n))
+		}
+		if id.APIKeyID != "" {
+			attrs = append(attrs, slog.String("api_key_id", id.APIKeyID))
+		}
+	}
+	al.log.LogAttrs(r.Context(), al.level, msg, attrs...)
+}
+
+// newRayID is the id logged when the engine sent no X-Rivet-Ray-Id.
+func newRayID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "gw-" + hex.EncodeToString(b[:])
+}
+
+// responseRecorder notes the status, body size and ray id of a response.
+// It implements Flusher and Hijacker itself (so it sees the hijack) and
+// Unwrap for http.ResponseController.
+type responseRecorder struct {
+	http.ResponseWriter
+	status   int
+	bytes    int64
+	rayID    string
+	hijacked bool
+}
+
+func (w *responseRecorder) WriteHeader(code int) {
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+		w.rayID = w.Header().Get(rivet.HeaderRayID)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *responseRecorder) Flush() {
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *responseRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.hijacked = true
+		if w.status == 0 {
+			w.status = http.StatusSwitchingProtocols
+		}
+	}
+	return c, brw, err
+}
+
+func (w *responseRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
