@@ -284,10 +284,9 @@ func TestCheckListsEveryProblem(t *testing.T) {
 	bin := harness.BuildGateway(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "broken.yaml")
-	os.WriteFile(cfg, []byte(`
+	broken := `
 server:
   listen: "nonsense"
-  lissen: ":1"
 upstream:
   url: "ftp://engine"
   websocket:
@@ -297,7 +296,9 @@ cors:
   allow_credentials: true
 log:
   level: loud
-`), 0o600)
+`
+	// An unknown key stops decoding: it is reported alone, with its line.
+	os.WriteFile(cfg, []byte(strings.Replace(broken, "  listen: \"nonsense\"\n", "  listen: \"nonsense\"\n  lissen: \":1\"\n", 1)), 0o600)
 	out, err := exec.Command(bin, "-config", cfg, "-check").CombinedOutput()
 	var ee *exec.ExitError
 	if err == nil || !errorsAs(err, &ee) || ee.ExitCode() == 0 {
@@ -307,19 +308,8 @@ log:
 		t.Fatalf("output lacks the unknown key with its line:\n%s", out)
 	}
 
-	os.WriteFile(cfg, []byte(`
-server:
-  listen: "nonsense"
-upstream:
-  url: "ftp://engine"
-  websocket:
-    read_limit: -1
-cors:
-  allowed_origins: ["*"]
-  allow_credentials: true
-log:
-  level: loud
-`), 0o600)
+	// Without it, every invalid value is reported at once with its path.
+	os.WriteFile(cfg, []byte(broken), 0o600)
 	out, _ = exec.Command(bin, "-config", cfg, "-check").CombinedOutput()
 	for _, want := range []string{"server.listen:", "upstream.url:", "upstream.websocket.read_limit:", "cors.allowed_origins", "log.level:", "auth"} {
 		if !strings.Contains(string(out), want) {
