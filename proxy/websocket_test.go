@@ -294,9 +294,10 @@ func acceptKey(key string) string {
 	return base64.StdEncoding.EncodeToString(h[:])
 }
 
-// deadUpstream accepts WebSocket handshakes and then neither reads nor
-// writes: a hung engine. Connections are held until the test ends.
-func deadUpstream(t *testing.T) string {
+// rawUpstream is a TCP server standing in for an engine that misbehaves:
+// for each connection it reads the handshake request and calls serve, which
+// may hold the connection until done closes (at the end of the test).
+func rawUpstream(t *testing.T, serve func(conn net.Conn, req *http.Request, done <-chan struct{})) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -318,17 +319,24 @@ func deadUpstream(t *testing.T) string {
 			}
 			go func() {
 				defer conn.Close()
-				req, err := http.ReadRequest(bufio.NewReader(conn))
-				if err != nil {
-					return
+				if req, err := http.ReadRequest(bufio.NewReader(conn)); err == nil {
+					serve(conn, req, done)
 				}
-				_, _ = io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-					"Sec-WebSocket-Accept: "+acceptKey(req.Header.Get("Sec-WebSocket-Key"))+"\r\nSec-WebSocket-Protocol: rivet\r\n\r\n")
-				<-done
 			}()
 		}
 	}()
 	return "http://" + ln.Addr().String()
+}
+
+// deadUpstream accepts WebSocket handshakes and then neither reads nor
+// writes: a hung engine. Connections are held until the test ends.
+func deadUpstream(t *testing.T) string {
+	t.Helper()
+	return rawUpstream(t, func(conn net.Conn, req *http.Request, done <-chan struct{}) {
+		_, _ = io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Accept: "+acceptKey(req.Header.Get("Sec-WebSocket-Key"))+"\r\nSec-WebSocket-Protocol: rivet\r\n\r\n")
+		<-done
+	})
 }
 
 func TestWebSocketDeadUpstream(t *testing.T) {
@@ -775,35 +783,12 @@ func TestTLSUpstream(t *testing.T) {
 // request is reported on the returned channel.
 func hangingUpstream(t *testing.T) (string, <-chan struct{}) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := make(chan struct{}, 8)
-	done := make(chan struct{})
-	accepted := make(chan struct{})
-	t.Cleanup(func() {
-		close(done)
-		ln.Close()
-		<-accepted
+	url := rawUpstream(t, func(_ net.Conn, _ *http.Request, done <-chan struct{}) {
+		got <- struct{}{}
+		<-done
 	})
-	go func() {
-		defer close(accepted)
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(conn)); err == nil {
-					got <- struct{}{}
-				}
-				<-done
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String(), got
+	return url, got
 }
 
 func TestWebSocketShutdownDuringHandshake(t *testing.T) {
