@@ -523,16 +523,7 @@ func TestClientReconnectGatewayRestart(t *testing.T) {
 
 	clientLeakCheck(t)
 	ctx := clientContext(t)
-	c := startClient(t, endpoint)
-	var calls atomic.Int32
-	h := c.GetOrCreate("counter", clientKey(t), rivetclient.HandleOptions{GetParams: func(context.Context) (any, error) {
-		return map[string]string{"token": "gp-" + strconv.Itoa(int(calls.Add(1)))}, nil
-	}})
-	conn, err := h.Connect(ctx)
-	if err != nil {
-		t.Fatalf("Connect: %v", err)
-	}
-	log := watchConn(t, conn, "newCount")
+	c, h, conn, log, calls := connectCounting(t, ctx, endpoint)
 	first := conn.ConnectionID()
 	var n int
 	if err := conn.Action(ctx, "increment", &n, 1); err != nil || n != 1 {
@@ -595,16 +586,7 @@ func TestClientReconnectUpstreamRestart(t *testing.T) {
 
 	clientLeakCheck(t)
 	ctx := clientContext(t)
-	c := startClient(t, gw.URL)
-	var calls atomic.Int32
-	h := c.GetOrCreate("counter", clientKey(t), rivetclient.HandleOptions{GetParams: func(context.Context) (any, error) {
-		return map[string]string{"token": "gp-" + strconv.Itoa(int(calls.Add(1)))}, nil
-	}})
-	conn, err := h.Connect(ctx)
-	if err != nil {
-		t.Fatalf("Connect: %v", err)
-	}
-	log := watchConn(t, conn, "newCount")
+	c, _, conn, log, calls := connectCounting(t, ctx, gw.URL)
 	first := conn.ConnectionID()
 	if err := conn.Action(ctx, "increment", nil, 5); err != nil {
 		t.Fatalf("increment: %v", err)
@@ -657,6 +639,23 @@ func TestClientReconnectUpstreamRestart(t *testing.T) {
 
 // startClient returns a client for endpoint with the tests' short backoff;
 // a t.Cleanup closes it.
+// connectCounting connects to a fresh counter through endpoint, with a
+// GetParams that hands out the tokens gp-1, gp-2, … and counts its calls,
+// and watches the connection's errors, statuses and newCount events.
+func connectCounting(t *testing.T, ctx context.Context, endpoint string) (*rivetclient.Client, *rivetclient.Handle, *rivetclient.Conn, *connLog, *atomic.Int32) {
+	t.Helper()
+	c := startClient(t, endpoint)
+	calls := new(atomic.Int32)
+	h := c.GetOrCreate("counter", clientKey(t), rivetclient.HandleOptions{GetParams: func(context.Context) (any, error) {
+		return map[string]string{"token": "gp-" + strconv.Itoa(int(calls.Add(1)))}, nil
+	}})
+	conn, err := h.Connect(ctx)
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	return c, h, conn, watchConn(t, conn, "newCount"), calls
+}
+
 func startClient(t *testing.T, endpoint string, opts ...rivetclient.Option) *rivetclient.Client {
 	t.Helper()
 	opts = append([]rivetclient.Option{rivetclient.WithReconnectBackoff(clientBackoff, clientBackoffMax)}, opts...)
