@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -13,10 +14,18 @@ import (
 func (g *Gateway) AdminHandler() http.Handler { return g.admin.Handler }
 
 // adminHandler serves the probes: /healthz (the process is alive) and
-// /readyz (not shutting down, and the upstream's /health answers), and the
-// Prometheus metrics at metrics.path when metrics are enabled.
+// /readyz (not draining or shutting down, and the upstream's /health answers), and the
+// Prometheus metrics at metrics.path when metrics are enabled, and
+// net/http/pprof under /debug/pprof/ when admin.pprof is on.
 func (g *Gateway) adminHandler() http.Handler {
 	mux := http.NewServeMux()
+	if g.cfg.Admin.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	if g.metrics != nil {
 		mux.Handle("GET "+g.cfg.Metrics.Path, metrics.Handler(g.registry))
 	}
@@ -26,7 +35,7 @@ func (g *Gateway) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if g.shuttingDown.Load() {
+		if g.draining.Load() || g.shuttingDown.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("shutting down\n"))
 			return

@@ -28,6 +28,7 @@ type Config struct {
 	Auth     authn.Config   `yaml:"auth"`
 	Params   params.Config  `yaml:"params"`
 	Metrics  metrics.Config `yaml:"metrics"`
+	Reload   ReloadConfig   `yaml:"reload"`
 }
 
 // ServerConfig is the `server:` section: the public listener.
@@ -52,6 +53,12 @@ type ServerConfig struct {
 	// finish and WebSockets are closed with ws.going_away within it, then
 	// whatever is left is cut. Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// DrainDelay is how long the gateway keeps serving, with /readyz
+	// unready and keep-alives off, after SIGTERM and before the shutdown
+	// sequence starts: the time Kubernetes needs to take the pod out of
+	// its Service endpoints. Default 0 (shut down at once); the Kubernetes
+	// manifests set 5s.
+	DrainDelay time.Duration `yaml:"drain_delay"`
 }
 
 // AdminConfig is the `admin:` section: the listener for probes (and
@@ -64,6 +71,26 @@ type AdminConfig struct {
 	ReadinessInterval time.Duration `yaml:"readiness_interval"`
 	// ReadinessTimeout bounds one upstream health check. Default 2s.
 	ReadinessTimeout time.Duration `yaml:"readiness_timeout"`
+	// Pprof serves net/http/pprof under /debug/pprof/ on the admin
+	// listener. Default false: profiles reveal internals and cost CPU.
+	Pprof bool `yaml:"pprof"`
+}
+
+// ReloadConfig is the `reload:` section: applying a changed configuration
+// without a restart. SIGHUP always reloads.
+type ReloadConfig struct {
+	// Watch reloads when the config file or a file it references (secret
+	// files, key files, TLS files) changes, including Kubernetes' symlink
+	// swap of ConfigMap and Secret volumes. Default true.
+	Watch bool `yaml:"watch"`
+	// Debounce is how long changes must settle before a reload, so a
+	// burst of writes is one reload. Default 1s.
+	Debounce time.Duration `yaml:"debounce"`
+	// RevalidateWebSockets re-checks every open WebSocket's identity
+	// against the new configuration and closes those whose API key was
+	// removed, replaced or expired, or whose JWT issuer is gone. Default
+	// true.
+	RevalidateWebSockets bool `yaml:"revalidate_websockets"`
 }
 
 // LogConfig is the `log:` section.
@@ -98,6 +125,7 @@ func DefaultConfig() Config {
 		Auth:     authn.DefaultConfig(),
 		Params:   params.DefaultConfig(),
 		Metrics:  metrics.DefaultConfig(),
+		Reload:   ReloadConfig{Watch: true, Debounce: time.Second, RevalidateWebSockets: true},
 	}
 }
 
@@ -153,6 +181,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.ShutdownTimeout <= 0 {
 		bad("server.shutdown_timeout", "must be positive")
+	}
+	if c.Server.DrainDelay < 0 {
+		bad("server.drain_delay", "must not be negative")
+	}
+	if c.Reload.Debounce <= 0 {
+		bad("reload.debounce", "must be positive")
 	}
 	if c.Admin.ReadinessInterval <= 0 {
 		bad("admin.readiness_interval", "must be positive")

@@ -45,6 +45,7 @@ type Gateway struct {
 	public *http.Server
 	admin  *http.Server
 
+	draining     atomic.Bool
 	shuttingDown atomic.Bool
 	ready        readiness
 }
@@ -260,6 +261,29 @@ func (g *Gateway) Serve(pub, adm net.Listener) error {
 		}
 	}
 	return first
+}
+
+// Drain starts the shutdown the way Kubernetes needs it: /readyz answers
+// 503 from now on, keep-alive connections are closed after their current
+// request (so clients reconnect to another endpoint), and everything else
+// keeps being served for server.drain_delay, or until ctx ends, while the
+// pod is taken out of its Service. Shutdown follows.
+func (g *Gateway) Drain(ctx context.Context) {
+	if g.shuttingDown.Load() || !g.draining.CompareAndSwap(false, true) {
+		return
+	}
+	g.public.SetKeepAlivesEnabled(false)
+	d := g.cfg.Server.DrainDelay
+	if d <= 0 {
+		return
+	}
+	g.log.Info("draining before shutdown", "drain_delay", d.String(), "open_websockets", g.proxy.OpenWebSockets())
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // Shutdown stops the gateway within server.shutdown_timeout (or ctx): it

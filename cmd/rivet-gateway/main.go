@@ -105,7 +105,8 @@ func serve(cfg gateway.Config, logger *slog.Logger) error {
 	case <-ctx.Done():
 	}
 	stop() // a second signal kills the process the default way
-	logger.Info("signal received, shutting down", "timeout", cfg.Server.ShutdownTimeout.String())
+	logger.Info("signal received, shutting down", "drain_delay", cfg.Server.DrainDelay.String(), "timeout", cfg.Server.ShutdownTimeout.String())
+	g.Drain(context.Background())
 	err = g.Shutdown(context.Background())
 	if serr := <-done; serr != nil {
 		err = errors.Join(err, serr)
