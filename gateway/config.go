@@ -153,7 +153,7 @@ func (c *Config) Validate() error {
 	checkAddr("server.listen", c.Server.Listen)
 	if c.Admin.Listen != "" {
 		checkAddr("admin.listen", c.Admin.Listen)
-		if c.Admin.Listen == c.Server.Listen {
+		if c.Admin.Listen == c.Server.Listen && !strings.HasSuffix(c.Admin.Listen, ":0") {
 			bad("admin.listen", "must differ from server.listen")
 		}
 	}

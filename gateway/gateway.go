@@ -6,12 +6,14 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,20 +28,28 @@ import (
 	"github.com/rivet-gateway/rivet-gateway/rivet"
 )
 
-// Gateway is one running configuration of the gateway.
+// Gateway is a running gateway: a shell that lives as long as the process
+// (listeners, metrics registry, shutdown state) around a runtime, the part
+// a configuration reload replaces atomically (the request chain and what
+// it is built from).
 type Gateway struct {
-	cfg   Config
-	log   *slog.Logger
-	cors  *cors.Policy
-	auth  *authn.Authenticator
-	par   *params.Injector
-	proxy *proxy.Proxy
+	// cfg is the configuration the gateway started with; its restart-only
+	// sections (restartOnly) never change.
+	cfg Config
+	log *slog.Logger
 
 	// registry holds this gateway's metrics (never the global registry);
-	// metrics and access are nil when disabled.
+	// metrics is nil when disabled.
 	registry *prometheus.Registry
 	metrics  *metrics.Metrics
-	access   *metrics.AccessLog
+
+	live atomic.Pointer[runtime]
+	// reloadMu serializes reloads (and Shutdown against them).
+	reloadMu sync.Mutex
+	// retired are proxies a reload replaced (the upstream changed), kept
+	// until their WebSockets end; retiredMu guards it.
+	retiredMu sync.Mutex
+	retired   []*proxy.Proxy
 
 	echo   *echo.Echo
 	public *http.Server
@@ -50,54 +60,44 @@ type Gateway struct {
 	ready        readiness
 }
 
+// runtime is everything one configuration builds. Requests load it once,
+// at their start, so each sees one whole configuration.
+type runtime struct {
+	cfg     Config
+	cors    *cors.Policy
+	auth    *authn.Authenticator
+	par     *params.Injector
+	proxy   *proxy.Proxy
+	access  *metrics.AccessLog
+	cert    *tls.Certificate // server.tls_cert_file + tls_key_file, nil for plain HTTP
+	handler http.Handler
+}
+
 // New builds a gateway from a validated configuration.
 func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, log: logger, registry: prometheus.NewRegistry()}
-	var err error
-	if g.access, err = metrics.NewAccessLog(cfg.Log.Access, logger.With("component", "access")); err != nil {
-		return nil, fmt.Errorf("log.access: %w", err)
-	}
 	if cfg.Metrics.Enabled {
+		var err error
 		g.metrics, err = metrics.New(g.registry, cfg.Metrics, metrics.Options{
-			IssuerNames: issuerNames(cfg.Auth),
-			APIKeyIDs:   apiKeyIDs(cfg.Auth),
-			// The proxy is built below; the gauge is read only on scrapes.
-			OpenWebSockets: func() int { return g.proxy.OpenWebSockets() },
+			IssuerNames:    issuerNames(cfg.Auth),
+			APIKeyIDs:      apiKeyIDs(cfg.Auth),
+			OpenWebSockets: g.OpenWebSockets,
 			Runtime:        true,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 	}
-	if g.cors, err = cors.New(cfg.CORS); err != nil {
-		return nil, fmt.Errorf("cors: %w", err)
-	}
-	if g.auth, err = authn.New(cfg.Auth, authn.Options{Logger: logger.With("component", "authn"), Observe: g.metrics.ObserveAuth}); err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
-	}
-	authField := cfg.Auth.ConnParamsField
-	g.par, err = params.New(cfg.Params, params.Options{
-		Logger:         logger.With("component", "params"),
-		Caller:         callerFromIdentity,
-		ConsumedFields: func(*http.Request) []string { return []string{authField} },
-		Observe:        g.metrics.ObserveParams,
-	})
+	rt, err := g.build(cfg, nil)
 	if err != nil {
-		g.auth.Close()
-		return nil, fmt.Errorf("params: %w", err)
+		return nil, err
 	}
-	g.proxy, err = proxy.New(cfg.Upstream, proxy.Options{
-		Logger:          logger.With("component", "proxy"),
-		CheckOrigin:     g.cors.CheckOrigin,
-		StripCORS:       cors.StripUpstream,
-		SessionDeadline: g.auth.SessionDeadline,
-		OnWebSocketEnd:  metrics.NoteWebSocket,
-	})
-	if err != nil {
-		g.Close()
-		return nil, fmt.Errorf("upstream: %w", err)
+	g.live.Store(rt)
+	g.ready = readiness{
+		check:    func(ctx context.Context) error { return g.live.Load().proxy.CheckHealth(ctx) },
+		interval: cfg.Admin.ReadinessInterval,
+		timeout:  cfg.Admin.ReadinessTimeout,
 	}
-	g.ready = readiness{check: g.proxy.CheckHealth, interval: cfg.Admin.ReadinessInterval, timeout: cfg.Admin.ReadinessTimeout}
 	g.echo = g.newEcho()
 	g.public = &http.Server{
 		Handler:           g.echo,
@@ -107,6 +107,16 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 		MaxHeaderBytes:    cfg.Server.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
+	if rt.cert != nil {
+		// The certificate is read from the live runtime on every handshake,
+		// so a reload rotates it.
+		g.public.TLSConfig = &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return g.live.Load().cert, nil
+			},
+		}
+	}
 	g.admin = &http.Server{
 		Handler:           g.adminHandler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -115,7 +125,85 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 	return g, nil
 }
 
-// Handler returns the public request chain, in order:
+// build makes a runtime for cfg. prev, when set, is the running one: its
+// proxy is kept when the upstream section is unchanged, so upstream
+// connections stay warm and its WebSockets stay where they are.
+func (g *Gateway) build(cfg Config, prev *runtime) (_ *runtime, err error) {
+	rt := &runtime{cfg: cfg}
+	defer func() {
+		if err != nil {
+			rt.close(prev)
+		}
+	}()
+	if cfg.Server.TLSCertFile != "" {
+		c, err := tls.LoadX509KeyPair(cfg.Server.TLSCertFile, cfg.Server.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("server.tls_cert_file: %w", err)
+		}
+		rt.cert = &c
+	}
+	logger := g.log
+	if rt.access, err = metrics.NewAccessLog(cfg.Log.Access, logger.With("component", "access")); err != nil {
+		return nil, fmt.Errorf("log.access: %w", err)
+	}
+	if rt.cors, err = cors.New(cfg.CORS); err != nil {
+		return nil, fmt.Errorf("cors: %w", err)
+	}
+	if rt.auth, err = authn.New(cfg.Auth, authn.Options{Logger: logger.With("component", "authn"), Observe: g.metrics.ObserveAuth}); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	authField := cfg.Auth.ConnParamsField
+	rt.par, err = params.New(cfg.Params, params.Options{
+		Logger:         logger.With("component", "params"),
+		Caller:         callerFromIdentity,
+		ConsumedFields: func(*http.Request) []string { return []string{authField} },
+		Observe:        g.metrics.ObserveParams,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("params: %w", err)
+	}
+	if prev != nil && reflect.DeepEqual(prev.cfg.Upstream, cfg.Upstream) {
+		rt.proxy = prev.proxy
+	} else {
+		// The origin check and the session deadline follow the live
+		// runtime, so a kept proxy obeys the reloaded CORS and auth.
+		rt.proxy, err = proxy.New(cfg.Upstream, proxy.Options{
+			Logger:          logger.With("component", "proxy"),
+			CheckOrigin:     func(r *http.Request) bool { return g.live.Load().cors.CheckOrigin(r) },
+			StripCORS:       cors.StripUpstream,
+			SessionDeadline: func(r *http.Request) time.Time { return g.live.Load().auth.SessionDeadline(r) },
+			OnWebSocketEnd:  metrics.NoteWebSocket,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("upstream: %w", err)
+		}
+	}
+	rt.handler = g.chain(rt)
+	return rt, nil
+}
+
+// close releases what rt built; a proxy it shares with keep stays.
+func (rt *runtime) close(keep *runtime) {
+	if rt.par != nil {
+		rt.par.Close()
+	}
+	if rt.auth != nil {
+		rt.auth.Close()
+	}
+	if rt.proxy != nil && (keep == nil || keep.proxy != rt.proxy) {
+		rt.proxy.Close()
+	}
+}
+
+// Handler returns the public request chain of the live configuration
+// (see chain); each request runs through the runtime live at its start.
+func (g *Gateway) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.live.Load().handler.ServeHTTP(w, r)
+	})
+}
+
+// chain builds rt's request chain, in order:
 //
 //	metrics + access log → CORS → route classification → authentication →
 //	server-side params → proxy
@@ -129,16 +217,37 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 // credentials and stores the caller's identity; the params layer fetches
 // fresh connection params for that identity and injects them; the proxy
 // forwards to the engine.
-func (g *Gateway) Handler() http.Handler {
-	var h http.Handler = g.proxy
-	h = g.par.Middleware(h)
+func (g *Gateway) chain(rt *runtime) http.Handler {
+	var h http.Handler = rt.proxy
+	h = rt.par.Middleware(h)
 	h = metrics.Note(h) // the identity
-	h = g.auth.Middleware(h)
+	h = rt.auth.Middleware(h)
 	h = metrics.Note(h) // the route, also for requests authn rejects
 	h = classify(h)
-	h = g.cors.Middleware(h)
-	h = metrics.Middleware(g.metrics, g.access, h)
+	h = rt.cors.Middleware(h)
+	h = metrics.Middleware(g.metrics, rt.access, h)
 	return h
+}
+
+// OpenWebSockets counts the proxied WebSockets open, those a reload's
+// replaced proxies still carry included.
+func (g *Gateway) OpenWebSockets() int {
+	n := 0
+	for _, p := range g.proxies() {
+		n += p.OpenWebSockets()
+	}
+	return n
+}
+
+// proxies returns the live proxy and the retired ones.
+func (g *Gateway) proxies() []*proxy.Proxy {
+	g.retiredMu.Lock()
+	defer g.retiredMu.Unlock()
+	out := make([]*proxy.Proxy, 0, 1+len(g.retired))
+	if rt := g.live.Load(); rt != nil {
+		out = append(out, rt.proxy)
+	}
+	return append(out, g.retired...)
 }
 
 // issuerNames and apiKeyIDs are the values the auth metrics may use as
@@ -241,8 +350,8 @@ func (g *Gateway) Serve(pub, adm net.Listener) error {
 	errc := make(chan error, 2)
 	go func() {
 		var err error
-		if g.cfg.Server.TLSCertFile != "" {
-			err = g.public.ServeTLS(pub, g.cfg.Server.TLSCertFile, g.cfg.Server.TLSKeyFile)
+		if g.public.TLSConfig != nil {
+			err = g.public.ServeTLS(pub, "", "")
 		} else {
 			err = g.public.Serve(pub)
 		}
@@ -277,7 +386,7 @@ func (g *Gateway) Drain(ctx context.Context) {
 	if d <= 0 {
 		return
 	}
-	g.log.Info("draining before shutdown", "drain_delay", d.String(), "open_websockets", g.proxy.OpenWebSockets())
+	g.log.Info("draining before shutdown", "drain_delay", d.String(), "open_websockets", g.OpenWebSockets())
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -296,13 +405,20 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.Server.ShutdownTimeout)
 	defer cancel()
-	g.log.Info("shutting down", "open_websockets", g.proxy.OpenWebSockets())
+	// Waits out a reload in progress; none starts after shuttingDown.
+	g.reloadMu.Lock()
+	proxies := g.proxies()
+	g.reloadMu.Unlock()
+	g.log.Info("shutting down", "open_websockets", g.OpenWebSockets())
 	var wg sync.WaitGroup
-	var httpErr, wsErr error
-	wg.Add(2)
-	go func() { defer wg.Done(); httpErr = g.public.Shutdown(ctx) }()
-	go func() { defer wg.Done(); wsErr = g.proxy.Shutdown(ctx) }()
+	var httpErr error
+	wsErrs := make([]error, len(proxies))
+	wg.Go(func() { httpErr = g.public.Shutdown(ctx) })
+	for i, p := range proxies {
+		wg.Go(func() { wsErrs[i] = p.Shutdown(ctx) })
+	}
 	wg.Wait()
+	wsErr := errors.Join(wsErrs...)
 	if httpErr != nil {
 		_ = g.public.Close()
 	}
@@ -313,13 +429,13 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 
 // Close releases background work (JWKS refreshers, idle connections).
 func (g *Gateway) Close() {
-	if g.par != nil {
-		g.par.Close()
+	if rt := g.live.Load(); rt != nil {
+		rt.close(nil)
 	}
-	if g.auth != nil {
-		g.auth.Close()
+	g.retiredMu.Lock()
+	defer g.retiredMu.Unlock()
+	for _, p := range g.retired {
+		p.Close()
 	}
-	if g.proxy != nil {
-		g.proxy.Close()
-	}
+	g.retired = nil
 }

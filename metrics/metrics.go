@@ -13,6 +13,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,7 +47,10 @@ type Options struct {
 // Metrics holds the gateway's collectors. A nil *Metrics records nothing,
 // so callers need not check whether metrics are enabled.
 type Metrics struct {
-	actors, issuers, keys set
+	actors set
+	// authLabels bounds the issuer and api_key_id labels; a config reload
+	// replaces it (SetAuthLabels).
+	authLabels atomic.Pointer[authLabels]
 
 	requests        *prometheus.CounterVec
 	requestDuration *prometheus.HistogramVec
@@ -59,14 +63,18 @@ type Metrics struct {
 	paramsFetches   *prometheus.CounterVec
 	paramsAttempts  *prometheus.CounterVec
 	paramsCacheHits *prometheus.CounterVec
+	reloads         *prometheus.CounterVec
+	reloadOK        prometheus.Gauge
+	reloadTime      prometheus.Gauge
+	revalidated     prometheus.Counter
 }
+
+type authLabels struct{ issuers, keys set }
 
 // New creates the collectors and registers them on reg.
 func New(reg prometheus.Registerer, cfg Config, opts Options) (*Metrics, error) {
 	m := &Metrics{
-		actors:  newSet(cfg.ActorNames),
-		issuers: newSet(opts.IssuerNames),
-		keys:    newSet(opts.APIKeyIDs),
+		actors: newSet(cfg.ActorNames),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "http_requests_total",
 			Help: "HTTP requests by route intent, actor name and status class (1xx: WebSocket upgrades).",
@@ -115,9 +123,12 @@ func New(reg prometheus.Registerer, cfg Config, opts Options) (*Metrics, error) 
 			Help: "Connection-params resolutions answered from the cache, by source.",
 		}, []string{"source"}),
 	}
+	m.SetAuthLabels(opts.IssuerNames, opts.APIKeyIDs)
+	m.newReloadCollectors()
 	cs := []prometheus.Collector{
 		m.requests, m.requestDuration, m.wsDuration, m.wsMessages, m.wsBytes, m.wsCloses,
 		m.auth, m.paramsDuration, m.paramsFetches, m.paramsAttempts, m.paramsCacheHits,
+		m.reloads, m.reloadOK, m.reloadTime, m.revalidated,
 	}
 	if f := opts.OpenWebSockets; f != nil {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -141,6 +152,15 @@ func Handler(g prometheus.Gatherer) http.Handler {
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
 }
 
+// SetAuthLabels sets the values the issuer and api_key_id labels may take:
+// the configured issuer names and API key ids (others count as "other").
+func (m *Metrics) SetAuthLabels(issuerNames, apiKeyIDs []string) {
+	if m == nil {
+		return
+	}
+	m.authLabels.Store(&authLabels{issuers: newSet(issuerNames), keys: newSet(apiKeyIDs)})
+}
+
 // ObserveAuth counts one authentication decision (authn.Options.Observe).
 func (m *Metrics) ObserveAuth(o authn.Outcome) {
 	if m == nil {
@@ -150,7 +170,8 @@ func (m *Metrics) ObserveAuth(o authn.Outcome) {
 	if method == "" {
 		method = labelNone
 	}
-	m.auth.WithLabelValues(o.Result, orNone(o.Reason), method, m.issuers.label(o.Issuer), m.keys.label(o.APIKeyID)).Inc()
+	l := m.authLabels.Load()
+	m.auth.WithLabelValues(o.Result, orNone(o.Reason), method, l.issuers.label(o.Issuer), l.keys.label(o.APIKeyID)).Inc()
 }
 
 // ObserveParams counts one params resolution (params.Options.Observe).

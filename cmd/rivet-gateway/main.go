@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/rivet-gateway/rivet-gateway/gateway"
@@ -67,14 +68,47 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log.SetFlags(0)
 	log.SetOutput(proxy.StdLogWriter(logger))
 
-	if err := serve(cfg, logger); err != nil {
+	if err := serve(*configPath, cfg, logger); err != nil {
 		logger.Error("gateway stopped", "error", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(cfg gateway.Config, logger *slog.Logger) error {
+// reloadOn reloads g from path on SIGHUP and, when watch is set, when the
+// file or one it references changes. The returned func stops both and
+// waits for them.
+func reloadOn(g *gateway.Gateway, path string, watch bool, logger *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				logger.Info("SIGHUP received, reloading the configuration", "path", path)
+				_ = g.Reload(path, gateway.TriggerSignal) // logged and counted by Reload
+			}
+		}
+	})
+	if watch {
+		wg.Go(func() {
+			if err := g.Watch(ctx, path); err != nil {
+				logger.Error("not watching the configuration for changes; SIGHUP still reloads", "error", err)
+			}
+		})
+	}
+	return func() {
+		signal.Stop(hup)
+		cancel()
+		wg.Wait()
+	}
+}
+
+func serve(path string, cfg gateway.Config, logger *slog.Logger) error {
 	g, err := gateway.New(cfg, logger)
 	if err != nil {
 		return err
@@ -99,6 +133,8 @@ func serve(cfg gateway.Config, logger *slog.Logger) error {
 	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- g.Serve(pub, adm) }()
+	stopReload := reloadOn(g, path, cfg.Reload.Watch, logger)
+	defer stopReload()
 	select {
 	case err := <-done:
 		return err

@@ -1,0 +1,299 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/rivet-gateway/rivet-gateway/authn"
+	"github.com/rivet-gateway/rivet-gateway/proxy"
+)
+
+// Reload triggers, the trigger label of rivet_gateway_config_reloads_total.
+const (
+	TriggerSignal = "signal"
+	TriggerWatch  = "watch"
+)
+
+// ErrShuttingDown is Reload's answer once shutdown has begun.
+var ErrShuttingDown = errors.New("gateway is shutting down")
+
+// Reload reads the configuration file at path, validates it, builds
+// everything it needs (keys read, JWKS fetched) and swaps it in at once:
+// requests that start afterwards see only the new configuration, requests
+// in flight finish under the old one, and open WebSockets stay open. When
+// reload.revalidate_websockets is on, open WebSockets whose identity the
+// new configuration no longer accepts (a removed, replaced or expired API
+// key, an issuer no longer trusted) are closed with 1011 auth.unauthorized.
+//
+// A file with errors, or one that changes a section only a restart can
+// apply (restartOnly), is rejected as a whole: the errors are logged and
+// returned and the running configuration is kept.
+func (g *Gateway) Reload(path, trigger string) error {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	if g.shuttingDown.Load() {
+		return ErrShuttingDown
+	}
+	start := time.Now()
+	old := g.live.Load()
+	rt, err := g.load(path, old)
+	if err != nil {
+		g.metrics.ObserveReload(trigger, false, 0, start)
+		g.log.Error("configuration reload rejected, the running configuration is kept",
+			"trigger", trigger, "path", path, "errors", err.Error())
+		return err
+	}
+	g.live.Store(rt)
+	g.metrics.SetAuthLabels(issuerNames(rt.cfg.Auth), apiKeyIDs(rt.cfg.Auth))
+	if rt.proxy != old.proxy {
+		g.retiredMu.Lock()
+		g.retired = append(g.retired, old.proxy)
+		g.retiredMu.Unlock()
+	}
+	old.close(rt)
+	closed := 0
+	if rt.cfg.Reload.RevalidateWebSockets {
+		closed = g.revalidate(rt.auth)
+	}
+	g.pruneRetired()
+	g.metrics.ObserveReload(trigger, true, closed, start)
+	g.log.Info("configuration reloaded", "trigger", trigger, "path", path,
+		"took", time.Since(start).Round(time.Millisecond).String(),
+		"new_proxy", rt.proxy != old.proxy, "websockets_open", g.OpenWebSockets(), "websockets_closed", closed)
+	return nil
+}
+
+// load reads, validates and builds the configuration at path.
+func (g *Gateway) load(path string, old *runtime) (*runtime, error) {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := restartOnly(g.cfg, cfg); err != nil {
+		return nil, err
+	}
+	return g.build(cfg, old)
+}
+
+// revalidate closes every open WebSocket whose identity auth rejects.
+func (g *Gateway) revalidate(auth *authn.Authenticator) int {
+	n := 0
+	for _, p := range g.proxies() {
+		n += p.Revalidate(func(r *http.Request) error {
+			id := authn.IdentityFrom(r.Context())
+			if id == nil {
+				return nil // the rule let it in without a credential
+			}
+			return auth.Revalidate(id)
+		})
+	}
+	return n
+}
+
+// pruneRetired releases replaced proxies whose last WebSocket has ended.
+func (g *Gateway) pruneRetired() {
+	g.retiredMu.Lock()
+	defer g.retiredMu.Unlock()
+	g.retired = slices.DeleteFunc(g.retired, func(p *proxy.Proxy) bool {
+		if p.OpenWebSockets() > 0 {
+			return false
+		}
+		p.Close()
+		return true
+	})
+}
+
+// restartOnly rejects a reload that changes what only a restart applies:
+// the listeners and their limits (server.*, but the TLS certificate, which
+// reloads), the admin listener, the logger, and the metrics set-up.
+func restartOnly(running, next Config) error {
+	a, b := running.Server, next.Server
+	a.TLSCertFile, a.TLSKeyFile = b.TLSCertFile, b.TLSKeyFile
+	if (running.Server.TLSCertFile == "") != (next.Server.TLSCertFile == "") {
+		return errors.New("server.tls_cert_file: switching between HTTP and HTTPS needs a restart")
+	}
+	var changed []string
+	diffYAML(reflect.ValueOf(a), reflect.ValueOf(b), "server", &changed)
+	diffYAML(reflect.ValueOf(running.Admin), reflect.ValueOf(next.Admin), "admin", &changed)
+	diffYAML(reflect.ValueOf(running.Log.Level), reflect.ValueOf(next.Log.Level), "log.level", &changed)
+	diffYAML(reflect.ValueOf(running.Log.Format), reflect.ValueOf(next.Log.Format), "log.format", &changed)
+	diffYAML(reflect.ValueOf(running.Metrics), reflect.ValueOf(next.Metrics), "metrics", &changed)
+	if len(changed) > 0 {
+		return fmt.Errorf("%s: changed, which needs a restart (the running value is kept until then)", strings.Join(changed, ", "))
+	}
+	return nil
+}
+
+// diffYAML appends to out the YAML path of every field where a and b
+// differ, descending into structs.
+func diffYAML(a, b reflect.Value, path string, out *[]string) {
+	if a.Kind() != reflect.Struct {
+		if !reflect.DeepEqual(a.Interface(), b.Interface()) {
+			*out = append(*out, path)
+		}
+		return
+	}
+	for i := range a.NumField() {
+		diffYAML(a.Field(i), b.Field(i), path+"."+yamlName(a.Type().Field(i)), out)
+	}
+}
+
+func yamlName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if name == "" {
+		return strings.ToLower(f.Name)
+	}
+	return name
+}
+
+// referencedFiles lists the files cfg reads: every non-empty string field
+// whose YAML key is "file" or ends in "_file" (secret_file,
+// public_key_file, api_keys.file, ca_file, tls_cert_file, ...).
+func referencedFiles(cfg Config) []string {
+	var out []string
+	var walk func(v reflect.Value, key string)
+	walk = func(v reflect.Value, key string) {
+		switch v.Kind() {
+		case reflect.Struct:
+			for i := range v.NumField() {
+				if f := v.Type().Field(i); f.IsExported() {
+					walk(v.Field(i), yamlName(f))
+				}
+			}
+		case reflect.Slice, reflect.Array:
+			for i := range v.Len() {
+				walk(v.Index(i), key)
+			}
+		case reflect.Pointer:
+			if !v.IsNil() {
+				walk(v.Elem(), key)
+			}
+		case reflect.String:
+			if (key == "file" || strings.HasSuffix(key, "_file")) && v.String() != "" {
+				out = append(out, v.String())
+			}
+		}
+	}
+	walk(reflect.ValueOf(cfg), "")
+	return out
+}
+
+// fingerprint hashes the contents of files (following symlinks, as a
+// Kubernetes volume's files are), so the watcher reloads only on a real
+// change. A missing or unreadable file hashes as such.
+func fingerprint(files []string) [32]byte {
+	h := sha256.New()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		fmt.Fprintf(h, "%s\x00%d\x00", f, len(b))
+		if err != nil {
+			fmt.Fprintf(h, "error\x00%v\x00", errors.Is(err, os.ErrNotExist))
+		}
+		h.Write(b)
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+// watchedFiles is the config file and the files its live configuration
+// references.
+func (g *Gateway) watchedFiles(path string) []string {
+	return append([]string{path}, referencedFiles(g.live.Load().cfg)...)
+}
+
+// watchedDirs are the directories to watch for files: each file's own
+// directory, where Kubernetes swaps the ..data symlink of a ConfigMap or
+// Secret volume, and the directory its symlinks resolve to.
+func watchedDirs(files []string) []string {
+	var dirs []string
+	for _, f := range files {
+		dirs = append(dirs, filepath.Dir(f))
+		if real, err := filepath.EvalSymlinks(f); err == nil {
+			dirs = append(dirs, filepath.Dir(real))
+		}
+	}
+	slices.Sort(dirs)
+	return slices.Compact(dirs)
+}
+
+// Watch reloads the configuration at path whenever its contents, or those
+// of a file it references, change, until ctx ends. It watches the files'
+// directories, so both an editor's rename-over and Kubernetes' symlink swap
+// are seen; changes are debounced by reload.debounce and compared by
+// content, so touching a file reloads nothing. A rejected file is not
+// retried until it changes again.
+func (g *Gateway) Watch(ctx context.Context, path string) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("config watch: %w", err)
+	}
+	defer w.Close()
+	watching := map[string]bool{}
+	addDirs := func(files []string) {
+		for _, d := range watchedDirs(files) {
+			if watching[d] {
+				continue
+			}
+			if err := w.Add(d); err != nil {
+				g.log.Warn("config watch: cannot watch directory", "dir", d, "error", err)
+				continue
+			}
+			watching[d] = true
+		}
+	}
+	files := g.watchedFiles(path)
+	addDirs(files)
+	last := fingerprint(files)
+
+	debounce := g.cfg.Reload.Debounce
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if ev.Op != fsnotify.Chmod {
+				timer.Reset(debounce)
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			g.log.Warn("config watch error", "error", err)
+			timer.Reset(debounce) // events may have been lost: look again
+		case <-timer.C:
+			files := g.watchedFiles(path)
+			fp := fingerprint(files)
+			if fp == last {
+				continue
+			}
+			last = fp
+			if err := g.Reload(path, TriggerWatch); errors.Is(err, ErrShuttingDown) {
+				return nil
+			}
+			// A reload may reference new files; the rejected file's
+			// fingerprint is kept, so it is retried only once it changes.
+			files = g.watchedFiles(path)
+			addDirs(files)
+			if fp2 := fingerprint(files); fp2 != fp {
+				last = fp2
+			}
+		}
+	}
+}

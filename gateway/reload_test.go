@@ -1,0 +1,433 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+const (
+	keyA = "reload-key-a-0123456789abcdef0123456789"
+	keyB = "reload-key-b-0123456789abcdef0123456789"
+)
+
+// reloadConfig is a gateway config in front of engineURL accepting the
+// given API keys (id = the key's sixth character: a, b), plus extra YAML.
+func reloadConfig(engineURL string, keys []string, extra string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "server: {listen: \"127.0.0.1:0\", shutdown_timeout: 5s}\nadmin: {listen: \"127.0.0.1:0\"}\n")
+	fmt.Fprintf(&b, "upstream: {url: %q}\nreload: {debounce: 50ms}\nauth:\n  api_keys:\n    keys:\n", engineURL)
+	for _, k := range keys {
+		sum := sha256.Sum256([]byte(k))
+		fmt.Fprintf(&b, "      - {id: %s, sha256: %s}\n", k[11:12], hex.EncodeToString(sum[:]))
+	}
+	b.WriteString(extra)
+	return b.String()
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// served is a gateway serving on loopback, shut down at cleanup.
+type served struct {
+	*Gateway
+	url, admin string
+	logs       *syncBuffer
+}
+
+func serveFile(t *testing.T, path string) *served {
+	t.Helper()
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	g, err := New(cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(pub, adm) }()
+	t.Cleanup(func() {
+		_ = g.Shutdown(context.Background())
+		<-done
+	})
+	return &served{Gateway: g, url: "http://" + pub.Addr().String(), admin: "http://" + adm.Addr().String(), logs: logs}
+}
+
+const actionPath = "/gateway/counter/action/increment?rvt-namespace=default&rvt-method=getOrCreate&rvt-key=k"
+
+// status sends one action with key as bearer token.
+func (s *served) status(t *testing.T, key string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.url+actionPath, strings.NewReader(`{"args":[]}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// dial opens a proxied WebSocket with key and checks it echoes.
+func (s *served) dial(t *testing.T, key string) *websocket.Conn {
+	t.Helper()
+	u := "ws" + strings.TrimPrefix(s.url, "http") + "/gateway/counter/connect?rvt-namespace=default&rvt-method=getOrCreate&rvt-key=k"
+	c, resp, err := websocket.DefaultDialer.Dial(u, http.Header{"Authorization": {"Bearer " + key}, "Sec-WebSocket-Protocol": {"rivet"}})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	resp.Body.Close()
+	t.Cleanup(func() { c.Close() })
+	echoOK(t, c)
+	return c
+}
+
+func echoOK(t *testing.T, c *websocket.Conn) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := c.WriteMessage(websocket.TextMessage, []byte("ping")); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if _, msg, err := c.ReadMessage(); err != nil || string(msg) != "ping" {
+		t.Fatalf("echo = %q, %v", msg, err)
+	}
+}
+
+// closedWith reads from c until it closes and returns the close error.
+func closedWith(t *testing.T, c *websocket.Conn) *websocket.CloseError {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for range 100 {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue
+		}
+		ce, ok := err.(*websocket.CloseError)
+		if !ok {
+			t.Fatalf("socket ended with %v, want a close frame", err)
+		}
+		return ce
+	}
+	t.Fatal("no close after 100 messages")
+	return nil
+}
+
+func TestReloadSwapsConfigAndRevalidatesWebSockets(t *testing.T) {
+	engine := fakeEngine(t)
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	writeFile(t, path, reloadConfig(engine.URL, []string{keyA, keyB}, ""))
+	s := serveFile(t, path)
+
+	wsA, wsB := s.dial(t, keyA), s.dial(t, keyB)
+	if got := s.status(t, keyA); got != http.StatusOK {
+		t.Fatalf("key a before reload: %d", got)
+	}
+
+	writeFile(t, path, reloadConfig(engine.URL, []string{keyB}, ""))
+	if err := s.Reload(path, TriggerSignal); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if got := s.status(t, keyA); got != http.StatusUnauthorized {
+		t.Errorf("key a after its removal: %d, want 401", got)
+	}
+	if got := s.status(t, keyB); got != http.StatusOK {
+		t.Errorf("key b after reload: %d, want 200", got)
+	}
+	if ce := closedWith(t, wsA); ce.Code != websocket.CloseInternalServerErr || ce.Text != "auth.unauthorized" {
+		t.Errorf("revoked key's socket closed with %d %q, want 1011 auth.unauthorized", ce.Code, ce.Text)
+	}
+	echoOK(t, wsB) // the other socket is untouched
+
+	m := scrape(t, s.Gateway)
+	for _, want := range []string{
+		`rivet_gateway_config_reloads_total{result="success",trigger="signal"} 1`,
+		`rivet_gateway_config_last_reload_successful 1`,
+		`rivet_gateway_websocket_revalidation_closes_total 1`,
+		`rivet_gateway_websockets_open 1`,
+	} {
+		if !strings.Contains(m, want+"\n") {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestReloadRejectsBadFileAndKeepsRunningConfig(t *testing.T) {
+	engine := fakeEngine(t)
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	good := reloadConfig(engine.URL, []string{keyA}, "")
+	writeFile(t, path, good)
+	s := serveFile(t, path)
+	ws := s.dial(t, keyA)
+
+	tests := []struct {
+		name, content, wantErr string
+	}{
+		{"unknown key", good + "bogus: 1\n", "bogus"},
+		{"invalid value", strings.Replace(good, "debounce: 50ms", "debounce: -1s", 1), "reload.debounce"},
+		{"not yaml", "server: [\n", "yaml"},
+		{"restart-only change", strings.Replace(good, "shutdown_timeout: 5s", "shutdown_timeout: 6s", 1), "server.shutdown_timeout"},
+		{"missing key file", strings.Replace(good, "    keys:\n", "    file: /nonexistent/keys.yaml\n    keys:\n", 1), "/nonexistent/keys.yaml"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			writeFile(t, path, tt.content)
+			err := s.Reload(path, TriggerSignal)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("reload error = %v, want one mentioning %q", err, tt.wantErr)
+			}
+			if got := s.status(t, keyA); got != http.StatusOK {
+				t.Errorf("after a rejected reload key a gets %d, want 200", got)
+			}
+			echoOK(t, ws)
+			m := scrape(t, s.Gateway)
+			for _, want := range []string{
+				fmt.Sprintf(`rivet_gateway_config_reloads_total{result="failure",trigger="signal"} %d`, i+1),
+				`rivet_gateway_config_last_reload_successful 0`,
+			} {
+				if !strings.Contains(m, want+"\n") {
+					t.Errorf("metrics lack %s", want)
+				}
+			}
+		})
+	}
+	if !strings.Contains(s.logs.String(), "configuration reload rejected") {
+		t.Error("rejections are not logged")
+	}
+}
+
+// TestReloadNewUpstreamKeepsOldWebSockets: a reload that changes the
+// upstream moves new connections to it while sockets on the old one stay
+// open, and shutdown still closes those with ws.going_away.
+func TestReloadNewUpstreamKeepsOldWebSockets(t *testing.T) {
+	e1, e2 := fakeEngine(t), fakeEngine(t)
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	writeFile(t, path, reloadConfig(e1.URL, []string{keyA}, ""))
+	s := serveFile(t, path)
+	old := s.dial(t, keyA)
+
+	writeFile(t, path, reloadConfig(e2.URL, []string{keyA}, ""))
+	if err := s.Reload(path, TriggerSignal); err != nil {
+		t.Fatal(err)
+	}
+	e1.Config.Handler = http.NotFoundHandler() // new requests must not reach e1
+	if got := s.status(t, keyA); got != http.StatusOK {
+		t.Errorf("action after the upstream moved: %d", got)
+	}
+	echoOK(t, old)
+	nw := s.dial(t, keyA)
+	if n := s.OpenWebSockets(); n != 2 {
+		t.Errorf("OpenWebSockets = %d, want 2 (one per proxy)", n)
+	}
+	go func() { _ = s.Shutdown(context.Background()) }()
+	for _, c := range []*websocket.Conn{old, nw} {
+		if ce := closedWith(t, c); ce.Code != websocket.CloseGoingAway || ce.Text != "ws.going_away" {
+			t.Errorf("shutdown closed a socket with %d %q, want 1001 ws.going_away", ce.Code, ce.Text)
+		}
+	}
+}
+
+// kubeVolume lays out dir as kubelet does for a ConfigMap or Secret
+// volume: the data in a timestamped directory, ..data pointing at it, and
+// each file a symlink through ..data. Calling it again swaps atomically.
+func kubeVolume(t *testing.T, dir string, gen int, files map[string]string) {
+	t.Helper()
+	ts := filepath.Join(dir, fmt.Sprintf("..2026_11_25_%02d", gen))
+	if err := os.Mkdir(ts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range files {
+		writeFile(t, filepath.Join(ts, name), content)
+		link := filepath.Join(dir, name)
+		if _, err := os.Lstat(link); os.IsNotExist(err) {
+			if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tmp := filepath.Join(dir, "..data_tmp")
+	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWatchReloadsOnKubernetesVolumeSwap: the config in a ConfigMap-style
+// volume and the API keys in a Secret-style one; swapping either reloads.
+func TestWatchReloadsOnKubernetesVolumeSwap(t *testing.T) {
+	engine := fakeEngine(t)
+	cmDir, secDir := t.TempDir(), t.TempDir()
+	keysFile := filepath.Join(secDir, "keys.yaml")
+	keysYAML := func(keys ...string) string {
+		var b strings.Builder
+		for _, k := range keys {
+			sum := sha256.Sum256([]byte(k))
+			fmt.Fprintf(&b, "- {id: file-%s, sha256: %s}\n", k[11:12], hex.EncodeToString(sum[:]))
+		}
+		return b.String()
+	}
+	// file_reload 0: only the gateway's watcher can notice the key change.
+	cfgYAML := reloadConfig(engine.URL, nil, "") + fmt.Sprintf("    file: %q\n    file_reload: 0s\n", keysFile)
+	cfgYAML = strings.Replace(cfgYAML, "    keys:\n", "", 1)
+	kubeVolume(t, secDir, 1, map[string]string{"keys.yaml": keysYAML(keyA)})
+	kubeVolume(t, cmDir, 1, map[string]string{"config.yaml": cfgYAML})
+	path := filepath.Join(cmDir, "config.yaml")
+	s := serveFile(t, path)
+	ctx, cancel := context.WithCancel(context.Background())
+	watched := make(chan error, 1)
+	go func() { watched <- s.Watch(ctx, path) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-watched; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	})
+	if got := s.status(t, keyA); got != http.StatusOK {
+		t.Fatalf("key a at start: %d", got)
+	}
+	ws := s.dial(t, keyA)
+
+	waitStatus := func(key string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for got := s.status(t, key); got != want; got = s.status(t, key) {
+			if time.Now().After(deadline) {
+				t.Fatalf("key %s: status %d, want %d after the swap", key[11:12], got, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// A Secret update: key a rotated out, key b in.
+	kubeVolume(t, secDir, 2, map[string]string{"keys.yaml": keysYAML(keyB)})
+	waitStatus(keyB, http.StatusOK)
+	waitStatus(keyA, http.StatusUnauthorized)
+	if ce := closedWith(t, ws); ce.Text != "auth.unauthorized" {
+		t.Errorf("rotated-out key's socket closed with %q", ce.Text)
+	}
+
+	// A ConfigMap update: a bad config is rejected and the old one kept;
+	// fixing it applies.
+	kubeVolume(t, cmDir, 2, map[string]string{"config.yaml": cfgYAML + "bogus: true\n"})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(scrape(t, s.Gateway), `rivet_gateway_config_reloads_total{result="failure",trigger="watch"} 1`) {
+		if time.Now().After(deadline) {
+			t.Fatal("the bad ConfigMap was never tried")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitStatus(keyB, http.StatusOK)
+	kubeVolume(t, cmDir, 3, map[string]string{"config.yaml": strings.Replace(cfgYAML, "reload: {debounce: 50ms}", "reload: {debounce: 50ms}\ncors: {allowed_origins: [\"https://app.example\"]}", 1)})
+	deadline = time.Now().Add(10 * time.Second)
+	for len(s.live.Load().cfg.CORS.AllowedOrigins) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the fixed ConfigMap was never applied")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	m := scrape(t, s.Gateway)
+	for _, want := range []string{
+		`rivet_gateway_config_reloads_total{result="success",trigger="watch"} 2`,
+		`rivet_gateway_config_last_reload_successful 1`,
+	} {
+		if !strings.Contains(m, want+"\n") {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestDrainTurnsUnreadyButServes(t *testing.T) {
+	engine := fakeEngine(t)
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	writeFile(t, path, strings.Replace(reloadConfig(engine.URL, []string{keyA}, ""), "shutdown_timeout: 5s", "shutdown_timeout: 5s, drain_delay: 300ms", 1))
+	s := serveFile(t, path)
+	drained := make(chan struct{})
+	start := time.Now()
+	go func() { s.Drain(context.Background()); close(drained) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !s.draining.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("never draining")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	resp, err := http.Get(s.admin + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while draining = %d, want 503", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodPost, s.url+actionPath, strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "Bearer "+keyA)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Errorf("request while draining: %d, Connection: close = %v; want 200 and close", resp.StatusCode, resp.Close)
+	}
+	<-drained
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("Drain returned after %v, before drain_delay", d)
+	}
+}
+
+func TestRestartOnlyAndReferencedFiles(t *testing.T) {
+	a := DefaultConfig()
+	b := a
+	b.Server.Listen, b.Admin.Pprof, b.Metrics.ActorNames = ":8081", true, []string{"x"}
+	b.Server.TLSCertFile, b.Server.TLSKeyFile = "", ""
+	err := restartOnly(a, b)
+	for _, want := range []string{"server.listen", "admin.pprof", "metrics.actor_names"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("restartOnly error %v lacks %s", err, want)
+		}
+	}
+	c := a
+	c.CORS.AllowedOrigins = []string{"https://x"}
+	if err := restartOnly(a, c); err != nil {
+		t.Errorf("a CORS change needs no restart: %v", err)
+	}
+
+	d := DefaultConfig()
+	d.Server.TLSCertFile, d.Server.TLSKeyFile = "/tls/crt", "/tls/key"
+	d.Auth.APIKeys.File = "/keys.yaml"
+	d.Params.HTTP.CAFile = "/ca.pem"
+	got := referencedFiles(d)
+	for _, want := range []string{"/tls/crt", "/tls/key", "/keys.yaml", "/ca.pem"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("referencedFiles = %v, lacks %s", got, want)
+		}
+	}
+}
