@@ -270,6 +270,13 @@ func (g *Gateway) Stop(t testing.TB) {
 	}
 }
 
+// Render replaces {{LISTEN}} and {{ADMIN}} in configYAML by this gateway's
+// addresses: the config to write to ConfigPath before a reload.
+func (g *Gateway) Render(configYAML string) string {
+	return strings.NewReplacer("{{LISTEN}}", strings.TrimPrefix(g.URL, "http://"),
+		"{{ADMIN}}", strings.TrimPrefix(g.AdminURL, "http://")).Replace(configYAML)
+}
+
 // Logs returns everything the gateway wrote to stdout and stderr so far.
 func (g *Gateway) Logs() string {
 	return g.logs.String()
