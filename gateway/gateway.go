@@ -173,6 +173,8 @@ func (g *Gateway) build(cfg Config, prev *runtime) (_ *runtime, err error) {
 			StripCORS:       cors.StripUpstream,
 			SessionDeadline: func(r *http.Request) time.Time { return g.live.Load().auth.SessionDeadline(r) },
 			OnWebSocketEnd:  metrics.NoteWebSocket,
+			OnUpstream:      metrics.NoteUpstream,
+			OnUpstreamError: metrics.NoteUpstreamError,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("upstream: %w", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -148,6 +149,8 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 		`rivet_gateway_websocket_bytes_total{direction="out"} 6`,
 		`rivet_gateway_websocket_closes_total{code="1000"} 1`,
 		`rivet_gateway_websockets_open 0`,
+		`rivet_gateway_gateway_overhead_seconds_count{intent="action"} 3`,
+		`rivet_gateway_gateway_overhead_seconds_count{intent="connect"} 1`,
 		`rivet_gateway_auth_outcomes_total{api_key_id="backend",issuer="none",method="api_key",reason="none",result="ok"} 4`,
 		`rivet_gateway_auth_outcomes_total{api_key_id="none",issuer="none",method="none",reason="missing",result="unauthorized"} 1`,
 		`go_goroutines `,
@@ -162,6 +165,54 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("metrics:\n%s", grepLines(body, "rivet_gateway_"))
+	}
+}
+
+// TestMetricsCountUpstreamErrors: an engine that is gone counts one
+// unavailable upstream error per request and per upgrade, by intent.
+func TestMetricsCountUpstreamErrors(t *testing.T) {
+	engine := fakeEngine(t)
+	g := testGateway(t, engine.URL, io.Discard)
+	engine.Close()
+	front := httptest.NewServer(g.echo)
+	defer front.Close()
+
+	target := "/gateway/counter/%s?rvt-namespace=default&rvt-method=getOrCreate&rvt-key=a"
+	req, _ := http.NewRequest(http.MethodPost, front.URL+fmt.Sprintf(target, "action/increment"), strings.NewReader(`{}`))
+	req.Header.Set("X-API-Key", testAPIKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadGateway {
+		t.Fatalf("action with the engine gone: %d, want 502", res.StatusCode)
+	}
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Subprotocols: []string{"rivet"}}
+	c, _, err := d.Dial("ws"+strings.TrimPrefix(front.URL, "http")+fmt.Sprintf(target, "connect"), http.Header{"X-Api-Key": {testAPIKey}})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	_, _, err = c.ReadMessage()
+	c.Close()
+	if ce, ok := err.(*websocket.CloseError); !ok || ce.Text != "guard.service_unavailable" {
+		t.Fatalf("upgrade with the engine gone ended with %v", err)
+	}
+	var body string
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		body = scrape(t, g)
+		if strings.Contains(body, `intent="connect",kind="unavailable"}`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, want := range []string{
+		`rivet_gateway_upstream_errors_total{intent="action",kind="unavailable"} 1`,
+		`rivet_gateway_upstream_errors_total{intent="connect",kind="unavailable"} 1`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, grepLines(body, "rivet_gateway_upstream"))
+		}
 	}
 }
 

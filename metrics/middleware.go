@@ -20,9 +20,11 @@ import (
 // chain runs in the request's goroutine (the proxy's WebSocket session
 // included), so it needs no lock.
 type record struct {
-	route *rivet.Route
-	id    *authn.Identity
-	ws    *proxy.Stats
+	route      *rivet.Route
+	id         *authn.Identity
+	ws         *proxy.Stats
+	upstreamAt time.Time // when the proxy contacted the engine, zero if it did not
+	upstreamEr string    // kind of upstream failure, "" if none
 }
 
 type recordKey struct{}
@@ -55,6 +57,22 @@ func Note(next http.Handler) http.Handler {
 func NoteWebSocket(r *http.Request, st proxy.Stats) {
 	if rec := recordFrom(r.Context()); rec != nil {
 		rec.ws = &st
+	}
+}
+
+// NoteUpstream marks the moment the proxy contacts the engine for r
+// (proxy.Options.OnUpstream): the gateway's added latency ends there.
+func NoteUpstream(r *http.Request) {
+	if rec := recordFrom(r.Context()); rec != nil {
+		rec.upstreamAt = time.Now()
+	}
+}
+
+// NoteUpstreamError records that the engine failed r
+// (proxy.Options.OnUpstreamError).
+func NoteUpstreamError(r *http.Request, e *rivet.Error) {
+	if rec := recordFrom(r.Context()); rec != nil {
+		rec.upstreamEr = upstreamErrorKind(e)
 	}
 }
 
@@ -102,6 +120,7 @@ func Middleware(m *Metrics, al *AccessLog, next http.Handler) http.Handler {
 			ws = nil // the upgrade failed and was answered over HTTP
 		}
 		m.observeRequest(rec.route, status, d, ws)
+		m.observeUpstream(rec, start)
 		al.write(r, rec, rw, status, d, ws)
 	})
 }

@@ -43,6 +43,14 @@ type Options struct {
 	SessionDeadline func(*http.Request) time.Time
 	// OnWebSocketEnd, when set, is called once per proxied WebSocket.
 	OnWebSocketEnd func(*http.Request, Stats)
+	// OnUpstream, when set, is called just before the engine is contacted
+	// for r (the request sent, the WebSocket dialled): the end of the
+	// gateway's own work on it.
+	OnUpstream func(*http.Request)
+	// OnUpstreamError, when set, is called when the engine could not be
+	// reached or failed r (connection refused, timeout, TLS, 5xx on a
+	// WebSocket upgrade), with the error the client is answered with.
+	OnUpstreamError func(*http.Request, *rivet.Error)
 }
 
 // Proxy is the reverse proxy to the engine. It is safe for concurrent use.
@@ -109,10 +117,21 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	if check == nil {
 		check = sameOrigin
 	}
+	// Memory per idle WebSocket: write buffers come from a pool shared by
+	// both legs of every session (held only while a message is written),
+	// and the client leg reads through net/http's own 4 KiB reader, which
+	// the hijacked connection keeps anyway, unless a larger buffer is
+	// configured.
+	wpool := writeBufferPool(cfg.WebSocket.BufferSize)
+	clientReadBuffer := cfg.WebSocket.BufferSize
+	if clientReadBuffer <= serverReadBufferSize {
+		clientReadBuffer = 0 // reuse the hijacked bufio.Reader
+	}
 	p.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.WebSocket.HandshakeTimeout,
-		ReadBufferSize:   cfg.WebSocket.BufferSize,
+		ReadBufferSize:   clientReadBuffer,
 		WriteBufferSize:  cfg.WebSocket.BufferSize,
+		WriteBufferPool:  wpool,
 		CheckOrigin:      check,
 		// Failures are answered by serveWebSocket, which sees them as an
 		// upgrade that did not happen.
@@ -124,6 +143,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		HandshakeTimeout: cfg.WebSocket.HandshakeTimeout,
 		ReadBufferSize:   cfg.WebSocket.BufferSize,
 		WriteBufferSize:  cfg.WebSocket.BufferSize,
+		WriteBufferPool:  wpool,
 		TLSClientConfig:  p.tlsConfig,
 	}
 	return p, nil
@@ -222,6 +242,9 @@ func isGatewayPath(rt *rivet.Route) bool { return rt.Intent.Gateway() || rt.Targ
 // client's X-Forwarded-* headers are dropped before we set our own.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	rt := rivet.RouteFrom(pr.In.Context())
+	if p.opts.OnUpstream != nil {
+		p.opts.OnUpstream(pr.In)
+	}
 	pr.Out.URL = p.upstreamURL(pr.In, rt)
 	pr.Out.Host = p.host
 	pr.SetXForwarded()
@@ -298,6 +321,9 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		err = rivet.ErrRequestTooLarge.Wrap(err)
 	}
 	e := rivet.AsError(err)
+	if e.Status != rivet.StatusClientClosedRequest && e.Status != http.StatusRequestEntityTooLarge && p.opts.OnUpstreamError != nil {
+		p.opts.OnUpstreamError(r, e)
+	}
 	if e.Status != rivet.StatusClientClosedRequest {
 		p.log.Warn("upstream request failed", "method", r.Method, "intent", rivet.RouteFrom(r.Context()).Intent.String(),
 			"status", e.Status, "error", errorCause(err))
@@ -366,6 +392,22 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 
 func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
+
+// serverReadBufferSize is the size of the bufio.Reader net/http reads a
+// request with, which a hijacked connection hands over.
+const serverReadBufferSize = 4096
+
+// wsBufferPools are the WebSocket write buffer pools, one per buffer size,
+// shared by every Proxy (a reload builds a new Proxy; buffers carry over).
+var wsBufferPools sync.Map // int → *sync.Pool
+
+func writeBufferPool(size int) websocket.BufferPool {
+	if size <= 0 {
+		size = 4096
+	}
+	p, _ := wsBufferPools.LoadOrStore(size, &sync.Pool{})
+	return p.(*sync.Pool)
+}
 
 // StdLogWriter adapts a slog logger for the standard log package, which
 // koding/websocketproxy writes to. Its messages carry no URLs or tokens.

@@ -86,6 +86,9 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet
 		Upgrader: &p.upgrader,
 		Dialer:   &dialer,
 	}
+	if p.opts.OnUpstream != nil {
+		p.opts.OnUpstream(r)
+	}
 	wp.ServeHTTP(hw, r)
 
 	if !hw.hijacked {
@@ -95,6 +98,9 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet
 			// The gateway ended the session during the handshake
 			// (shutdown, say), which failed it: tell the client why.
 			e = terminationError(t)
+		}
+		if p.opts.OnUpstreamError != nil && (dialErr != nil || hw.status >= 500 || hw.status == 0) && s.term.Load() == nil {
+			p.opts.OnUpstreamError(r, e)
 		}
 		p.log.Warn("websocket upgrade failed", "intent", rt.Intent.String(), "actor", rt.ActorLabel(),
 			"upstream_status", hw.status, "error", errText(dialErr))
