@@ -178,3 +178,17 @@ func (a *Authenticator) verifyAPIKey(presented string) (*Identity, error) {
 		keyHash:   k.hash,
 	}, nil
 }
+
+// APIKeyIDs returns the ids of the API keys accepted now, inline and from
+// the keys file: operator-chosen names, safe as metric labels.
+func (a *Authenticator) APIKeyIDs() []string {
+	if a.keys == nil {
+		return nil
+	}
+	keys := *a.keys.cur.Load()
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, k.id)
+	}
+	return out
+}

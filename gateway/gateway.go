@@ -79,8 +79,6 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 	if cfg.Metrics.Enabled {
 		var err error
 		g.metrics, err = metrics.New(g.registry, cfg.Metrics, metrics.Options{
-			IssuerNames:    issuerNames(cfg.Auth),
-			APIKeyIDs:      apiKeyIDs(cfg.Auth),
 			OpenWebSockets: g.OpenWebSockets,
 			Runtime:        true,
 		})
@@ -93,6 +91,7 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 		return nil, err
 	}
 	g.live.Store(rt)
+	g.metrics.SetAuthLabels(issuerNames(cfg.Auth), rt.auth.APIKeyIDs())
 	g.ready = readiness{
 		check:    func(ctx context.Context) error { return g.live.Load().proxy.CheckHealth(ctx) },
 		interval: cfg.Admin.ReadinessInterval,
@@ -252,20 +251,13 @@ func (g *Gateway) proxies() []*proxy.Proxy {
 	return append(out, g.retired...)
 }
 
-// issuerNames and apiKeyIDs are the values the auth metrics may use as
-// labels: operator-chosen names only.
+// issuerNames are the values the issuer label may take: operator-chosen
+// names only. (API key ids come from authn.Authenticator.APIKeyIDs, which
+// includes the keys file.)
 func issuerNames(c authn.Config) []string {
 	out := make([]string, 0, len(c.JWT.Issuers))
 	for _, is := range c.JWT.Issuers {
 		out = append(out, is.Name)
-	}
-	return out
-}
-
-func apiKeyIDs(c authn.Config) []string {
-	out := make([]string, 0, len(c.APIKeys.Keys))
-	for _, k := range c.APIKeys.Keys {
-		out = append(out, k.ID)
 	}
 	return out
 }

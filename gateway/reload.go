@@ -54,7 +54,7 @@ func (g *Gateway) Reload(path, trigger string) error {
 		return err
 	}
 	g.live.Store(rt)
-	g.metrics.SetAuthLabels(issuerNames(rt.cfg.Auth), apiKeyIDs(rt.cfg.Auth))
+	g.metrics.SetAuthLabels(issuerNames(rt.cfg.Auth), rt.auth.APIKeyIDs())
 	if rt.proxy != old.proxy {
 		g.retiredMu.Lock()
 		g.retired = append(g.retired, old.proxy)

@@ -362,6 +362,10 @@ func TestWatchReloadsOnKubernetesVolumeSwap(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	// Keys from the keys file are labelled by their ids, not "other".
+	if !strings.Contains(m, `rivet_gateway_auth_outcomes_total{api_key_id="file-b",issuer="none",method="api_key",reason="none",result="ok"}`) {
+		t.Errorf("no auth outcome labelled with the file key's id:\n%s", grepLines(m, "rivet_gateway_auth_outcomes_total"))
+	}
 }
 
 func TestDrainTurnsUnreadyButServes(t *testing.T) {

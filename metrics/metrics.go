@@ -34,8 +34,8 @@ const (
 // Options are New's inputs besides the config.
 type Options struct {
 	// IssuerNames and APIKeyIDs are the configured JWT issuer names and API
-	// key ids: the only values of the issuer and api_key_id labels (keys
-	// loaded from a file count as "other").
+	// key ids: the only values of the issuer and api_key_id labels, until
+	// SetAuthLabels replaces them.
 	IssuerNames []string
 	APIKeyIDs   []string
 	// OpenWebSockets, when set, backs the open-WebSockets gauge.
