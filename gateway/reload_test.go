@@ -2,11 +2,19 @@ package gateway
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -433,5 +441,78 @@ func TestRestartOnlyAndReferencedFiles(t *testing.T) {
 		if !slices.Contains(got, want) {
 			t.Errorf("referencedFiles = %v, lacks %s", got, want)
 		}
+	}
+}
+
+// selfSigned writes a fresh self-signed certificate for 127.0.0.1 to
+// certFile and keyFile and returns its serial number.
+func selfSigned(t *testing.T, certFile, keyFile string, serial int64) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: "rivet-gateway-test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})))
+}
+
+// TestReloadRotatesTLSCertificate: new handshakes after a reload present
+// the new certificate; the listener is never restarted.
+func TestReloadRotatesTLSCertificate(t *testing.T) {
+	engine := fakeEngine(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	selfSigned(t, certFile, keyFile, 1)
+	path := filepath.Join(dir, "config.yaml")
+	cfg := strings.Replace(reloadConfig(engine.URL, []string{keyA}, ""), "shutdown_timeout: 5s",
+		fmt.Sprintf("shutdown_timeout: 5s, tls_cert_file: %q, tls_key_file: %q", certFile, keyFile), 1)
+	writeFile(t, path, cfg)
+	s := serveFile(t, path)
+	addr := strings.TrimPrefix(s.url, "http://")
+
+	serial := func() int64 {
+		t.Helper()
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the test checks which certificate is served
+		if err != nil {
+			t.Fatalf("TLS dial: %v", err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+	}
+	if got := serial(); got != 1 {
+		t.Fatalf("serial before rotation = %d, want 1", got)
+	}
+	selfSigned(t, certFile, keyFile, 2)
+	if got := serial(); got != 1 {
+		t.Errorf("serial before the reload = %d, want 1 (read at load time)", got)
+	}
+	if err := s.Reload(path, TriggerSignal); err != nil {
+		t.Fatal(err)
+	}
+	if got := serial(); got != 2 {
+		t.Errorf("serial after the reload = %d, want 2", got)
+	}
+
+	writeFile(t, keyFile, "not a key")
+	if err := s.Reload(path, TriggerSignal); err == nil || !strings.Contains(err.Error(), "server.tls_cert_file") {
+		t.Errorf("reload with a broken key = %v, want a server.tls_cert_file error", err)
+	}
+	if got := serial(); got != 2 {
+		t.Errorf("serial after a rejected reload = %d, want 2", got)
 	}
 }
