@@ -98,7 +98,8 @@ type IssuerConfig struct {
 	Secret Secret `yaml:"secret"`
 
 	// SecretFile is a file holding the HMAC secret (trailing CR/LF
-	// trimmed), e.g. a mounted Kubernetes Secret. Read once at start-up.
+	// trimmed), e.g. a mounted Kubernetes Secret. Read at start and on
+	// every configuration reload (a change to the file triggers one).
 	SecretFile string `yaml:"secret_file"`
 
 	// PublicKey is inline PEM: one or more PUBLIC KEY, RSA PUBLIC KEY or
@@ -106,8 +107,8 @@ type IssuerConfig struct {
 	// Ed25519). Several blocks allow key rotation.
 	PublicKey string `yaml:"public_key"`
 
-	// PublicKeyFile is a file holding PEM as for PublicKey. Read once at
-	// start-up.
+	// PublicKeyFile is a file holding PEM as for PublicKey. Read at start
+	// and on every configuration reload (a change to the file triggers one).
 	PublicKeyFile string `yaml:"public_key_file"`
 
 	// JWKSURL is the issuer's JSON Web Key Set. Must be https (http only
