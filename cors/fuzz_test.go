@@ -1,6 +1,9 @@
 package cors
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -79,4 +82,111 @@ func mustEntry(t *testing.T, s string) entry {
 		t.Fatalf("parseEntry(%q): %v", s, err)
 	}
 	return e
+}
+
+// FuzzMiddleware sends requests with arbitrary Origin headers (none, one or
+// two), methods and preflight headers through a policy: a request from an
+// origin the policy refuses never reaches the next handler, a preflight is
+// never forwarded, and an answer to a request with an Origin carries at most
+// one Allow-Origin, which echoes an allowed origin.
+func FuzzMiddleware(f *testing.F) {
+	f.Add("https://app.example.com", "", "OPTIONS", "POST", true)
+	f.Add("https://evil.example", "", "POST", "", false)
+	f.Add("https://a.example.com", "https://b.example.com", "GET", "", true)
+	f.Add("null", "", "OPTIONS", "GET", false)
+	f.Add("http://gateway.test", "", "GET", "", false)
+	f.Add("HTTPS://APP.EXAMPLE.COM:443", "", "OPTIONS", "", false)
+	f.Add("https://app.example.com\x00", "", "PUT", "DELETE", true)
+	cfg := DefaultConfig()
+	cfg.AllowedOrigins = []string{"https://app.example.com", "https://*.example.com"}
+	p, err := New(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, origin, origin2, method, requestMethod string, upstreamCORS bool) {
+		reached := false
+		next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			reached = true
+			if upstreamCORS {
+				w.Header().Set("Access-Control-Allow-Origin", "*")
+				w.Header().Set("Vary", "Origin, Accept-Encoding")
+			}
+			w.WriteHeader(http.StatusOK)
+		})
+		r := &http.Request{Method: method, Header: http.Header{}, Host: "gateway.test", URL: &url.URL{Path: "/gateway/counter/action/x"}}
+		if origin != "" {
+			r.Header.Add("Origin", origin)
+		}
+		if origin2 != "" {
+			r.Header.Add("Origin", origin2)
+		}
+		if requestMethod != "" {
+			r.Header.Set("Access-Control-Request-Method", requestMethod)
+		}
+		rec := httptest.NewRecorder()
+		p.Middleware(next).ServeHTTP(rec, r)
+
+		origins := r.Header.Values("Origin")
+		allowed := len(origins) == 0 || len(origins) == 1 && (origins[0] == "" || p.allowed(r, origins[0]))
+		preflight := len(origins) > 0 && !(len(origins) == 1 && origins[0] == "") && method == http.MethodOptions && requestMethod != ""
+		if reached && (!allowed || preflight) {
+			t.Fatalf("Origin %q (method %q, preflight %v) reached the next handler", origins, method, preflight)
+		}
+		if !reached && allowed && !preflight {
+			t.Fatalf("allowed Origin %q (method %q) did not reach the next handler: %d", origins, method, rec.Code)
+		}
+		if len(origins) == 0 || len(origins) == 1 && origins[0] == "" {
+			return // passed through untouched: the proxy strips the upstream's CORS headers
+		}
+		got := rec.Header().Values("Access-Control-Allow-Origin")
+		if len(got) > 1 || len(got) == 1 && (len(origins) != 1 || got[0] != origins[0] || !allowed) {
+			t.Fatalf("Origin %q: Allow-Origin %q", origins, got)
+		}
+		if !allowed && rec.Code != http.StatusForbidden {
+			t.Fatalf("refused Origin %q: status %d, want 403", origins, rec.Code)
+		}
+	})
+}
+
+// FuzzStripUpstream: no Access-Control-* header survives, and Vary keeps
+// exactly its non-CORS parts.
+func FuzzStripUpstream(f *testing.F) {
+	f.Add("Origin, Accept-Encoding", "access-control-allow-origin", "*")
+	f.Add(" ,origin,, ACCESS-CONTROL-REQUEST-METHOD ", "Access-Control-Max-Age", "1")
+	f.Add("Accept", "X-Other", "v")
+	f.Fuzz(func(t *testing.T, vary, name, value string) {
+		h := http.Header{}
+		h.Add("Vary", vary)
+		h[name] = []string{value}
+		var want []string
+		for part := range strings.SplitSeq(vary, ",") {
+			part = strings.TrimSpace(part)
+			switch {
+			case part == "", strings.EqualFold(part, "Origin"), strings.EqualFold(part, "Access-Control-Request-Method"),
+				strings.EqualFold(part, "Access-Control-Request-Headers"):
+			default:
+				want = append(want, part)
+			}
+		}
+		if strings.EqualFold(name, "Vary") {
+			return // the fuzzed header replaced Vary itself
+		}
+		StripUpstream(h)
+		for k := range h {
+			if len(k) > len("Access-Control-") && strings.EqualFold(k[:len("Access-Control-")], "Access-Control-") {
+				t.Fatalf("header %q survived", k)
+			}
+		}
+		var got []string
+		for _, v := range h.Values("Vary") {
+			for part := range strings.SplitSeq(v, ",") {
+				if part = strings.TrimSpace(part); part != "" {
+					got = append(got, part)
+				}
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("Vary %q: got %q, want %q", vary, got, want)
+		}
+	})
 }

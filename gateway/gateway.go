@@ -263,8 +263,9 @@ func issuerNames(c authn.Config) []string {
 }
 
 // classify stores the request's rivet.Route in its context. Malformed
-// /gateway/ routes are rejected here, and so are paths that are no RivetKit
-// client route: the engine's other APIs are not exposed.
+// /gateway/ routes and conn params are rejected here, and so are paths
+// that are no RivetKit client route: the engine's other APIs are not
+// exposed.
 func classify(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rt, err := rivet.ParseRoute(r.URL.EscapedPath(), r.URL.RawQuery)
@@ -275,6 +276,15 @@ func classify(next http.Handler) http.Handler {
 		if rt.Intent == rivet.IntentUnknown {
 			rivet.WriteError(w, r, rivet.ErrNoRoute)
 			return
+		}
+		// Malformed or repeated conn params are refused here: the engine
+		// reads the last header but the first subprotocol entry, and stalls
+		// on bad JSON in a subprotocol, while auth and params read the first.
+		if rt.Intent.CarriesParams() {
+			if err := rivet.CheckConnParams(r, rivet.IsUpgrade(r)); err != nil {
+				rivet.WriteError(w, r, rivet.ErrInvalidRequest.Wrap(err).With("reason", err.Error()))
+				return
+			}
 		}
 		next.ServeHTTP(w, r.WithContext(rivet.WithRoute(r.Context(), &rt)))
 	})

@@ -112,6 +112,53 @@ func ConnParams(r *http.Request, websocket bool) (raw []byte, found bool, err er
 	return nil, false, nil
 }
 
+// ErrInvalidConnParams is wrapped by every CheckConnParams failure.
+var ErrInvalidConnParams = errors.New("invalid connection params")
+
+// CheckConnParams reports a conn-params carrier of the current dialect the
+// engine would misread or stall on: a request must carry at most one
+// (x-rivet-conn-params header on HTTP, rivet_conn_params. subprotocol entry on
+// WebSocket upgrades; the engine reads the LAST header but the FIRST entry,
+// while ConnParams reads the first of both), and it must decode to JSON (the
+// engine answers bad header JSON with 400 core.internal_error, but leaves a
+// WebSocket with a bad entry open for ~20 s before closing it with the
+// non-retryable guard.websocket_closed_before_open). Callers answer the error
+// with ErrInvalidRequest before anything reads or forwards the params.
+func CheckConnParams(r *http.Request, websocket bool) error {
+	var vals []string
+	if websocket {
+		for _, p := range Subprotocols(r.Header) {
+			if enc, ok := strings.CutPrefix(p, ProtocolConnParamsPrefix); ok {
+				vals = append(vals, enc)
+			}
+		}
+	} else {
+		for _, v := range r.Header.Values(HeaderConnParams) {
+			if v != "" { // an empty header is no params, as ConnParams reads it
+				vals = append(vals, v)
+			}
+		}
+	}
+	switch {
+	case len(vals) == 0:
+		return nil
+	case len(vals) > 1:
+		return fmt.Errorf("%w: %d carriers, at most one allowed", ErrInvalidConnParams, len(vals))
+	}
+	v := vals[0]
+	if websocket {
+		dec, err := url.QueryUnescape(v)
+		if err != nil {
+			return fmt.Errorf("%w: bad escape in the rivet_conn_params subprotocol", ErrInvalidConnParams)
+		}
+		v = dec
+	}
+	if !json.Valid([]byte(v)) {
+		return fmt.Errorf("%w: not JSON", ErrInvalidConnParams)
+	}
+	return nil
+}
+
 // StripConnParams removes every conn-params carrier, of both dialects, from
 // h, keeping the other subprotocol entries in order.
 func StripConnParams(h http.Header) {

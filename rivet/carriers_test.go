@@ -368,3 +368,43 @@ func TestMarshalASCII(t *testing.T) {
 		t.Errorf("MarshalASCII(chan): got nil error, want one")
 	}
 }
+
+func TestCheckConnParams(t *testing.T) {
+	p := func(s string) string { return ProtocolConnParamsPrefix + url.QueryEscape(s) }
+	for _, tc := range []struct {
+		name    string
+		ws      bool
+		header  []string // values of x-rivet-conn-params (HTTP) or subprotocol entries (WebSocket)
+		wantErr bool
+	}{
+		{"http none", false, nil, false},
+		{"http empty header", false, []string{""}, false},
+		{"http object", false, []string{`{"token":"t"}`}, false},
+		{"http raw invalid UTF-8 in a string", false, []string{"{\"token\":\"\xff\"}"}, false},
+		{"http not JSON", false, []string{"notjson"}, true},
+		{"http URL-encoded", false, []string{url.QueryEscape(`{"a":1}`)}, true},
+		{"http two headers", false, []string{`{"token":"a"}`, `{"token":"b"}`}, true},
+		{"ws none", true, []string{"rivet", "rivet_encoding.json"}, false},
+		{"ws object", true, []string{"rivet", p(`{"token":"a b+c"}`)}, false},
+		{"ws bad escape", true, []string{"rivet", ProtocolConnParamsPrefix + "%zz"}, true},
+		{"ws not JSON", true, []string{"rivet", p("notjson")}, true},
+		{"ws two entries", true, []string{"rivet", p(`{"token":"a"}`), p(`{"token":"b"}`)}, true},
+		{"ws legacy header is not read", true, []string{"rivet"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &http.Request{Header: http.Header{}}
+			if tc.ws {
+				SetSubprotocols(r.Header, tc.header)
+				r.Header.Set(HeaderLegacyConnParams, "not json: ignored by the engine")
+			} else {
+				for _, v := range tc.header {
+					r.Header.Add(HeaderConnParams, v)
+				}
+			}
+			err := CheckConnParams(r, tc.ws)
+			if (err != nil) != tc.wantErr || err != nil && !errors.Is(err, ErrInvalidConnParams) {
+				t.Errorf("got %v, want error: %v (wrapping ErrInvalidConnParams)", err, tc.wantErr)
+			}
+		})
+	}
+}

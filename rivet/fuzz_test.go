@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -148,4 +149,146 @@ func FuzzConnParams(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzSubprotocols: any Sec-WebSocket-Protocol header list reads back as
+// trimmed, non-empty entries without commas; writing them back reads back the
+// same list; stripping a prefix removes exactly the entries that have it.
+func FuzzSubprotocols(f *testing.F) {
+	for _, s := range []string{
+		"rivet, rivet_encoding.json, rivet_conn_params.%7B%7D",
+		"rivet_encoding.bare",
+		" , ,rivet,,",
+		"rivet_conn_params.a,rivet_conn_params.b",
+		"rivet\t,\x00, rivet_token.x",
+		"rivet_conn_params.%7B%22a%22%3A%22%2C%22%7D",
+	} {
+		f.Add(s, "rivet_", "rivet_conn_params.")
+	}
+	f.Fuzz(func(t *testing.T, first, second, prefix string) {
+		h := http.Header{}
+		h.Add(HeaderWebSocketProtocol, first)
+		h.Add(HeaderWebSocketProtocol, second)
+		list := Subprotocols(h)
+		for _, p := range list {
+			if p == "" || strings.Contains(p, ",") || strings.TrimSpace(p) != p {
+				t.Fatalf("Subprotocols(%q, %q): bad entry %q in %q", first, second, p, list)
+			}
+		}
+		again := http.Header{}
+		SetSubprotocols(again, list)
+		if got := Subprotocols(again); !slices.Equal(got, list) {
+			t.Fatalf("SetSubprotocols(%q) reads back %q", list, got)
+		}
+		if prefix == "" {
+			return
+		}
+		var want []string
+		for _, p := range list {
+			if !strings.HasPrefix(p, prefix) {
+				want = append(want, p)
+			}
+		}
+		StripSubprotocols(h, prefix)
+		if got := Subprotocols(h); !slices.Equal(got, want) {
+			t.Fatalf("StripSubprotocols(%q, %q): got %q, want %q", list, prefix, got, want)
+		}
+	})
+}
+
+// FuzzCheckConnParams: what CheckConnParams accepts, ConnParams reads
+// unambiguously as JSON; what it rejects is a second carrier, a bad escape
+// or not JSON.
+func FuzzCheckConnParams(f *testing.F) {
+	f.Add(`{"token":"t"}`, "", true)
+	f.Add("rivet, rivet_conn_params.%7B%7D", "", true)
+	f.Add("rivet_conn_params.%zz", "", true)
+	f.Add("rivet_conn_params.1, rivet_conn_params.2", "", true)
+	f.Add(`{"a":1}`, `{"a":2}`, false)
+	f.Add("notjson", "", false)
+	f.Add("{\"a\":\"\xff\"}", "", false)
+	f.Fuzz(func(t *testing.T, first, second string, ws bool) {
+		r := &http.Request{Header: http.Header{}}
+		name := HeaderConnParams
+		if ws {
+			name = HeaderWebSocketProtocol
+		}
+		for _, v := range []string{first, second} {
+			if v != "" {
+				r.Header.Add(name, v)
+			}
+		}
+		err := CheckConnParams(r, ws)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidConnParams) {
+				t.Fatalf("CheckConnParams: error %v does not wrap ErrInvalidConnParams", err)
+			}
+			return
+		}
+		raw, found, err := ConnParams(r, ws)
+		if err != nil {
+			t.Fatalf("accepted, but ConnParams fails: %v", err)
+		}
+		if found && !json.Valid(raw) {
+			t.Fatalf("accepted, but ConnParams reads %q, which is not JSON", raw)
+		}
+		if ws {
+			n := 0
+			for _, p := range Subprotocols(r.Header) {
+				if strings.HasPrefix(p, ProtocolConnParamsPrefix) {
+					n++
+				}
+			}
+			if n > 1 {
+				t.Fatalf("accepted %d rivet_conn_params entries", n)
+			}
+		} else if vals := r.Header.Values(HeaderConnParams); len(vals) > 1 {
+			t.Fatalf("accepted %d x-rivet-conn-params headers", len(vals))
+		}
+	})
+}
+
+// FuzzErrorShape: whatever group, code, message and metadata an error
+// carries, the HTTP answer is one JSON object RivetKit parses back to the
+// same group and code, and the WebSocket close reason fits a close frame.
+func FuzzErrorShape(f *testing.F) {
+	f.Add("guard", "no_route", "No route.", "reason", "x", false)
+	f.Add("client", "get_params_failed", "", "attempts", "\xff", true)
+	f.Add(strings.Repeat("g", 100), strings.Repeat("c", 100), "m", "", "", true)
+	f.Add("ws", "going_away#ray", "é", "k\x00", "\u2028", false)
+	f.Fuzz(func(t *testing.T, group, code, message, key, value string, retryable bool) {
+		e := &Error{Status: 400, Group: group, Code: code, Message: message, Retryable: retryable}
+		if key != "" {
+			e = e.With(key, value)
+		}
+		if r := e.Reason(); len(r) > maxCloseReason {
+			t.Fatalf("Reason() is %d bytes, more than a close frame allows", len(r))
+		} else if retryable && !RetryableReason(r) {
+			t.Fatalf("retryable error closes with %q, which RivetKit does not retry", r)
+		}
+		rec := httptest.NewRecorder()
+		WriteHTTPError(rec, e)
+		var body map[string]json.RawMessage
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatalf("body %q is not one JSON object: %v", rec.Body.Bytes(), err)
+		}
+		var g, c string
+		_ = json.Unmarshal(body["group"], &g)
+		_ = json.Unmarshal(body["code"], &c)
+		if g != asJSONString(group) || c != asJSONString(code) {
+			t.Fatalf("body %s: group %q code %q, want %q %q", rec.Body.Bytes(), g, c, group, code)
+		}
+		if ct := rec.Header().Get("Content-Type"); ct != "application/json" || rec.Code != 400 {
+			t.Fatalf("answer %d %q, want 400 application/json", rec.Code, ct)
+		}
+	})
+}
+
+// asJSONString is s as it reads back from encoding/json (invalid UTF-8
+// replaced byte by byte).
+func asJSONString(s string) string {
+	b, _ := json.Marshal(s)
+	var out string
+	_ = json.Unmarshal(b, &out)
+	return out
 }
