@@ -446,8 +446,8 @@ func checkUpstream(c *checker, p *pattern, v *gatewayView) {
 		if !strings.HasPrefix(u.URL, "https://") {
 			c.bad("upstream", "upstream.url %q: a remote engine must be reached over https", u.URL)
 		}
-		if u.Token == "" {
-			c.bad("upstream", "upstream.token is empty: a hosted engine needs the namespace token")
+		if u.Token == "" && u.TokenFile == "" {
+			c.bad("upstream", "upstream.token and token_file are empty: a hosted engine needs the namespace token")
 		}
 		return
 	}

@@ -192,7 +192,7 @@ func TestStrictDecodingRejects(t *testing.T) {
 		{"misspelled PDB field", "standalone/pdb.yaml", "maxUnavailable: 1", "maxUnavailabe: 1"},
 		{"misspelled Secret field", "standalone/secret.yaml", "stringData:", "stringdata:"},
 		{"invalid label value", "standalone/deployment.yaml", "        app.kubernetes.io/instance: standalone\n      annotations:", "        app.kubernetes.io/instance: stand alone\n      annotations:"},
-		{"invalid env var name", "standalone/deployment.yaml", "- name: RIVET_TOKEN", "- name: RIVET TOKEN"},
+		{"invalid env var name", "standalone/deployment.yaml", "- name: PARAMS_TOKEN", "- name: PARAMS TOKEN"},
 		{"invalid Service name", "standalone/service.yaml", "name: rivet-gateway\n", "name: 1rivet-gateway\n"},
 		{"misspelled ServiceMonitor field", "components/monitoring/servicemonitor.yaml", "scrapeTimeout: 10s", "scrapeTimout: 10s"},
 	}
@@ -491,8 +491,8 @@ func TestBinary(t *testing.T) {
 			// Without the env the Deployment provides, it must fail: the
 			// check above depends on it.
 			out, err = run(nil)
-			if err == nil || !strings.Contains(out, "RIVET_TOKEN") {
-				t.Errorf("rivet-gateway -check without env: %v, want a failure naming RIVET_TOKEN\n%s", err, out)
+			if err == nil || !strings.Contains(out, "PARAMS_TOKEN") {
+				t.Errorf("rivet-gateway -check without env: %v, want a failure naming PARAMS_TOKEN\n%s", err, out)
 			}
 		})
 	}
@@ -551,9 +551,9 @@ func TestChecksCatchDrift(t *testing.T) {
 		{name: "secret key removed", pattern: "standalone", mutate: func(p *pattern) { delete(p.secrets["rivet-gateway-secrets"].StringData, "jwt-secret") }, want: `no key "jwt-secret"`},
 		{name: "config path moved in the image", pattern: "sidecar", docker: [2]string{"/etc/rivet-gateway/config.yaml", "/config/config.yaml"}, want: "not in a ConfigMap volume mount"},
 		// Env and secrets.
-		{name: "env var removed", pattern: "standalone", mutate: func(p *pattern) { gw(p).Env = gw(p).Env[1:] }, want: "RIVET_TOKEN is not set"},
+		{name: "env var removed", pattern: "standalone", mutate: func(p *pattern) { gw(p).Env = gw(p).Env[1:] }, want: "PARAMS_TOKEN is not set"},
 		{name: "env secret key typo", pattern: "sidecar", mutate: func(p *pattern) { gw(p).Env[1].ValueFrom.SecretKeyRef.Key = "params-tokn" }, want: `has no key "params-tokn"`},
-		{name: "token in the ConfigMap", pattern: "standalone", config: [2]string{`token: "${RIVET_TOKEN}"`, `token: "rvt_live_abc"`}, want: "upstream.token is written in the ConfigMap"},
+		{name: "token in the ConfigMap", pattern: "standalone", config: [2]string{`token_file: /var/run/secrets/rivet-gateway/rivet-token`, `token: "rvt_live_abc"`}, want: "upstream.token is written in the ConfigMap"},
 		{name: "secret committed", pattern: "sidecar", mutate: func(p *pattern) { p.secrets["rivet-gateway-secrets"].StringData["params-token"] = "hunter2" }, want: "placeholders"},
 		// Upstream wiring.
 		{name: "upstream not the engine", pattern: "sidecar", config: [2]string{"http://127.0.0.1:6420", "http://127.0.0.1:6421"}, want: "not the engine container's guard address"},

@@ -71,6 +71,12 @@ type AdminConfig struct {
 	ReadinessInterval time.Duration `yaml:"readiness_interval"`
 	// ReadinessTimeout bounds one upstream health check. Default 2s.
 	ReadinessTimeout time.Duration `yaml:"readiness_timeout"`
+	// ReadinessUpstream makes /readyz also require the upstream's /health
+	// to answer. Default true. Turn it off in front of a hosted engine: an
+	// engine outage then leaves the gateway in its Service, answering
+	// clients with RivetKit-shaped 502s they retry, rather than taking
+	// every replica out and leaving clients with refused connections.
+	ReadinessUpstream bool `yaml:"readiness_upstream"`
 	// Pprof serves net/http/pprof under /debug/pprof/ on the admin
 	// listener. Default false: profiles reveal internals and cost CPU.
 	Pprof bool `yaml:"pprof"`
@@ -118,6 +124,7 @@ func DefaultConfig() Config {
 			Listen:            ":9090",
 			ReadinessInterval: 5 * time.Second,
 			ReadinessTimeout:  2 * time.Second,
+			ReadinessUpstream: true,
 		},
 		Log:      LogConfig{Level: "info", Format: "text", Access: metrics.DefaultAccessLogConfig()},
 		Upstream: proxy.DefaultConfig(),

@@ -13,7 +13,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,14 +65,17 @@ type Gateway struct {
 // runtime is everything one configuration builds. Requests load it once,
 // at their start, so each sees one whole configuration.
 type runtime struct {
-	cfg     Config
-	cors    *cors.Policy
-	auth    *authn.Authenticator
-	par     *params.Injector
-	proxy   *proxy.Proxy
-	access  *metrics.AccessLog
-	cert    *tls.Certificate // server.tls_cert_file + tls_key_file, nil for plain HTTP
-	handler http.Handler
+	cfg    Config
+	cors   *cors.Policy
+	auth   *authn.Authenticator
+	par    *params.Injector
+	proxy  *proxy.Proxy
+	access *metrics.AccessLog
+	cert   *tls.Certificate // server.tls_cert_file + tls_key_file, nil for plain HTTP
+	// upstream is cfg.Upstream with token_file resolved into token: what
+	// the proxy was built from, compared to keep it across reloads.
+	upstream proxy.Config
+	handler  http.Handler
 }
 
 // New builds a gateway from a validated configuration.
@@ -93,7 +98,12 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 	g.live.Store(rt)
 	g.metrics.SetAuthLabels(issuerNames(cfg.Auth), rt.auth.APIKeyIDs())
 	g.ready = readiness{
-		check:    func(ctx context.Context) error { return g.live.Load().proxy.CheckHealth(ctx) },
+		check: func(ctx context.Context) error {
+			if !cfg.Admin.ReadinessUpstream {
+				return nil
+			}
+			return g.live.Load().proxy.CheckHealth(ctx)
+		},
 		interval: cfg.Admin.ReadinessInterval,
 		timeout:  cfg.Admin.ReadinessTimeout,
 	}
@@ -161,12 +171,15 @@ func (g *Gateway) build(cfg Config, prev *runtime) (_ *runtime, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("params: %w", err)
 	}
-	if prev != nil && reflect.DeepEqual(prev.cfg.Upstream, cfg.Upstream) {
+	if rt.upstream, err = resolveUpstream(cfg.Upstream); err != nil {
+		return nil, err
+	}
+	if prev != nil && reflect.DeepEqual(prev.upstream, rt.upstream) {
 		rt.proxy = prev.proxy
 	} else {
 		// The origin check and the session deadline follow the live
 		// runtime, so a kept proxy obeys the reloaded CORS and auth.
-		rt.proxy, err = proxy.New(cfg.Upstream, proxy.Options{
+		rt.proxy, err = proxy.New(rt.upstream, proxy.Options{
 			Logger:          logger.With("component", "proxy"),
 			CheckOrigin:     func(r *http.Request) bool { return g.live.Load().cors.CheckOrigin(r) },
 			StripCORS:       cors.StripUpstream,
@@ -181,6 +194,22 @@ func (g *Gateway) build(cfg Config, prev *runtime) (_ *runtime, err error) {
 	}
 	rt.handler = g.chain(rt)
 	return rt, nil
+}
+
+// resolveUpstream reads upstream.token_file into the token.
+func resolveUpstream(c proxy.Config) (proxy.Config, error) {
+	if c.TokenFile == "" {
+		return c, nil
+	}
+	b, err := os.ReadFile(c.TokenFile)
+	if err != nil {
+		return c, fmt.Errorf("upstream.token_file: %w", err)
+	}
+	c.Token = strings.TrimRight(string(b), "\r\n")
+	if c.Token == "" {
+		return c, fmt.Errorf("upstream.token_file: %s is empty", c.TokenFile)
+	}
+	return c, nil
 }
 
 // close releases what rt built; a proxy it shares with keep stays.

@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -514,5 +515,70 @@ func TestReloadRotatesTLSCertificate(t *testing.T) {
 	}
 	if got := serial(); got != 2 {
 		t.Errorf("serial after a rejected reload = %d, want 2", got)
+	}
+}
+
+// TestReloadRotatesUpstreamTokenFile: the namespace token read from
+// upstream.token_file changes on reload, without a restart.
+func TestReloadRotatesUpstreamTokenFile(t *testing.T) {
+	tokens := make(chan string, 4)
+	engine := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tokens <- r.Header.Get("X-Rivet-Token")
+		_, _ = io.WriteString(w, `{"output":1}`)
+	}))
+	defer engine.Close()
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "rivet-token")
+	writeFile(t, tokenFile, "token-one\n")
+	path := filepath.Join(dir, "config.yaml")
+	writeFile(t, path, strings.Replace(reloadConfig(engine.URL, []string{keyA}, ""),
+		"upstream: {url: ", fmt.Sprintf("upstream: {token_file: %q, url: ", tokenFile), 1))
+	s := serveFile(t, path)
+
+	sent := func() string {
+		t.Helper()
+		if got := s.status(t, keyA); got != http.StatusOK {
+			t.Fatalf("action: %d", got)
+		}
+		return <-tokens
+	}
+	if got := sent(); got != "token-one" {
+		t.Fatalf("engine got token %q, want token-one", got)
+	}
+	writeFile(t, tokenFile, "token-two\n")
+	if err := s.Reload(path, TriggerSignal); err != nil {
+		t.Fatal(err)
+	}
+	if got := sent(); got != "token-two" {
+		t.Errorf("after the reload the engine got token %q, want token-two", got)
+	}
+	writeFile(t, tokenFile, "")
+	if err := s.Reload(path, TriggerSignal); err == nil || !strings.Contains(err.Error(), "upstream.token_file") {
+		t.Errorf("reload with an empty token file = %v, want an upstream.token_file error", err)
+	}
+	if got := sent(); got != "token-two" {
+		t.Errorf("after a rejected reload the engine got token %q, want token-two", got)
+	}
+}
+
+func TestReadinessWithoutUpstream(t *testing.T) {
+	for _, tt := range []struct {
+		upstream bool
+		want     int
+	}{{true, http.StatusServiceUnavailable}, {false, http.StatusOK}} {
+		engine := fakeEngine(t)
+		path := filepath.Join(t.TempDir(), "config.yaml")
+		writeFile(t, path, strings.Replace(reloadConfig(engine.URL, []string{keyA}, ""), `admin: {listen: "127.0.0.1:0"}`,
+			fmt.Sprintf(`admin: {listen: "127.0.0.1:0", readiness_upstream: %v}`, tt.upstream), 1))
+		s := serveFile(t, path)
+		engine.Close()
+		resp, err := http.Get(s.admin + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("readiness_upstream %v, engine down: /readyz = %d, want %d", tt.upstream, resp.StatusCode, tt.want)
+		}
 	}
 }

@@ -20,6 +20,11 @@ type Config struct {
 	// are removed and this token is sent in their place. Empty (default):
 	// client tokens pass through.
 	Token string `yaml:"token"`
+	// TokenFile is a file holding Token (trailing CR/LF trimmed), e.g. a
+	// mounted Kubernetes Secret: read at start and on every reload, so the
+	// token rotates without a restart. Exclusive with Token. The gateway
+	// resolves it into Token before building the proxy.
+	TokenFile string `yaml:"token_file"`
 	// Host is the Host header sent upstream. Default: the URL's host, so
 	// hosted engines route correctly.
 	Host string `yaml:"host"`
@@ -96,6 +101,9 @@ func (c *Config) Validate(path string) error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s.%s: "+format, append([]any{path, key}, a...)...))
+	}
+	if c.Token != "" && c.TokenFile != "" {
+		bad("token_file", "token and token_file are exclusive")
 	}
 	if c.URL == "" {
 		bad("url", "is required")
