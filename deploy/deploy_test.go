@@ -545,9 +545,9 @@ func TestChecksCatchDrift(t *testing.T) {
 		// Files and mounts.
 		{name: "subPath mount", pattern: "sidecar", mutate: func(p *pattern) { gw(p).VolumeMounts[1].SubPath = "jwt-secret" }, want: "uses subPath"},
 		{name: "writable secret mount", pattern: "standalone", mutate: func(p *pattern) { gw(p).VolumeMounts[1].ReadOnly = false }, want: "must be readOnly"},
-		{name: "secret file outside the mounts", pattern: "sidecar", config: [2]string{"secret_file: /var/run/secrets/rivet-gateway/jwt-secret", "secret_file: /etc/jwt/secret"}, want: "is not under any volume mount"},
-		{name: "api keys file not projected", pattern: "standalone", config: [2]string{"rivet-gateway/api-keys.yaml", "rivet-gateway/keys.yaml"}, want: `has no key "keys.yaml"`},
-		{name: "secret item dropped", pattern: "sidecar", mutate: func(p *pattern) { p.volume("secrets").Secret.Items = p.volume("secrets").Secret.Items[1:] }, want: `has no key "jwt-secret"`},
+		{name: "secret file outside the mounts", pattern: "sidecar", config: [2]string{"secret_file: /var/run/secrets/rivet-gateway/jwt-secret", "secret_file: /etc/jwt/secret"}, want: "/etc/jwt/secret: no such file"},
+		{name: "api keys file not projected", pattern: "standalone", config: [2]string{"rivet-gateway/api-keys.yaml", "rivet-gateway/keys.yaml"}, want: `keys.yaml: no such file`},
+		{name: "secret item dropped", pattern: "sidecar", mutate: func(p *pattern) { p.volume("secrets").Secret.Items = p.volume("secrets").Secret.Items[1:] }, want: `jwt-secret: no such file`},
 		{name: "secret key removed", pattern: "standalone", mutate: func(p *pattern) { delete(p.secrets["rivet-gateway-secrets"].StringData, "jwt-secret") }, want: `no key "jwt-secret"`},
 		{name: "config path moved in the image", pattern: "sidecar", docker: [2]string{"/etc/rivet-gateway/config.yaml", "/config/config.yaml"}, want: "not in a ConfigMap volume mount"},
 		// Env and secrets.

@@ -167,11 +167,13 @@ func (c *Config) Validate() error {
 	if (c.Server.TLSCertFile == "") != (c.Server.TLSKeyFile == "") {
 		bad("server.tls_cert_file", "tls_cert_file and tls_key_file go together")
 	}
-	for _, f := range []struct{ path, file string }{{"server.tls_cert_file", c.Server.TLSCertFile}, {"server.tls_key_file", c.Server.TLSKeyFile}} {
-		if f.file != "" {
-			if _, err := os.Stat(f.file); err != nil {
-				bad(f.path, "%v", err)
-			}
+	// Every referenced file must be readable now, so -check catches a
+	// missing secret before a deployment does.
+	for _, f := range fileRefs(*c) {
+		if fh, err := os.Open(f.file); err != nil {
+			bad(f.path, "%v", err)
+		} else {
+			fh.Close()
 		}
 	}
 	if c.Server.ReadHeaderTimeout <= 0 {

@@ -82,3 +82,18 @@ upstream: {url: "ftp://x"}
 		}
 	}
 }
+
+// TestValidateChecksReferencedFiles: -check reports a missing secret or
+// key file with its YAML path, before a deployment finds out.
+func TestValidateChecksReferencedFiles(t *testing.T) {
+	c := DefaultConfig()
+	c.Upstream.URL = "http://127.0.0.1:1"
+	c.Auth.APIKeys.File = "/nonexistent/keys.yaml"
+	c.Upstream.TokenFile = "/nonexistent/token"
+	err := c.Validate()
+	for _, want := range []string{"auth.api_keys.file: open /nonexistent/keys.yaml", "upstream.token_file: open /nonexistent/token"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to report %q", err, want)
+		}
+	}
+}

@@ -156,35 +156,49 @@ func yamlName(f reflect.StructField) string {
 	return name
 }
 
-// referencedFiles lists the files cfg reads: every non-empty string field
-// whose YAML key is "file" or ends in "_file" (secret_file,
-// public_key_file, api_keys.file, ca_file, tls_cert_file, ...).
-func referencedFiles(cfg Config) []string {
-	var out []string
-	var walk func(v reflect.Value, key string)
-	walk = func(v reflect.Value, key string) {
+// fileRef is a file the configuration reads and the YAML path naming it.
+type fileRef struct{ path, file string }
+
+// fileRefs lists the files cfg reads: every non-empty string field whose
+// YAML key is "file" or ends in "_file" (secret_file, public_key_file,
+// api_keys.file, ca_file, tls_cert_file, token_file, ...).
+func fileRefs(cfg Config) []fileRef {
+	var out []fileRef
+	var walk func(v reflect.Value, path, key string)
+	walk = func(v reflect.Value, path, key string) {
 		switch v.Kind() {
 		case reflect.Struct:
 			for i := range v.NumField() {
 				if f := v.Type().Field(i); f.IsExported() {
-					walk(v.Field(i), yamlName(f))
+					name := yamlName(f)
+					walk(v.Field(i), strings.TrimPrefix(path+"."+name, "."), name)
 				}
 			}
 		case reflect.Slice, reflect.Array:
 			for i := range v.Len() {
-				walk(v.Index(i), key)
+				walk(v.Index(i), fmt.Sprintf("%s[%d]", path, i), key)
 			}
 		case reflect.Pointer:
 			if !v.IsNil() {
-				walk(v.Elem(), key)
+				walk(v.Elem(), path, key)
 			}
 		case reflect.String:
 			if (key == "file" || strings.HasSuffix(key, "_file")) && v.String() != "" {
-				out = append(out, v.String())
+				out = append(out, fileRef{path, v.String()})
 			}
 		}
 	}
-	walk(reflect.ValueOf(cfg), "")
+	walk(reflect.ValueOf(cfg), "", "")
+	return out
+}
+
+// referencedFiles lists the files cfg reads.
+func referencedFiles(cfg Config) []string {
+	refs := fileRefs(cfg)
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r.file
+	}
 	return out
 }
 
