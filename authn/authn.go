@@ -70,6 +70,8 @@ type Authenticator struct {
 	keys    *apiKeys // nil: no API keys
 	rules   []rule
 
+	verified verifiedCache // JWTs that verified (cache.go)
+
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	transport *http.Transport // ours to close, or nil

@@ -204,6 +204,9 @@ func looksLikeJWT(s string) bool { return strings.Count(s, ".") == 2 }
 
 // verifyJWT verifies raw and returns its Identity.
 func (a *Authenticator) verifyJWT(ctx context.Context, raw string) (*Identity, error) {
+	if e := a.verified.get(raw, a.now()); e != nil && e.keyStillValid(ctx) {
+		return e.id, nil
+	}
 	alg, iss, err := peekToken(raw)
 	if err != nil {
 		return nil, wrap(ErrTokenMalformed, err)
@@ -216,7 +219,18 @@ func (a *Authenticator) verifyJWT(ctx context.Context, raw string) (*Identity, e
 		return nil, ErrAlgorithmNotAllowed
 	}
 	claims := jwt.MapClaims{}
-	if _, err := is.parser.ParseWithClaims(raw, claims, is.keyfunc(ctx)); err != nil {
+	keyfunc := is.keyfunc(ctx)
+	var usedKey any
+	if is.jwks != nil {
+		kf := keyfunc
+		keyfunc = func(t *jwt.Token) (any, error) {
+			k, err := kf(t)
+			usedKey = k
+			return k, err
+		}
+	}
+	tok, err := is.parser.ParseWithClaims(raw, claims, keyfunc)
+	if err != nil {
 		return nil, jwtError(err)
 	}
 	for _, c := range is.required {
@@ -245,7 +259,7 @@ func (a *Authenticator) verifyJWT(ctx context.Context, raw string) (*Identity, e
 			expires = limit
 		}
 	}
-	return &Identity{
+	id := &Identity{
 		Method:     MethodJWT,
 		Subject:    sub,
 		Issuer:     iss,
@@ -253,7 +267,9 @@ func (a *Authenticator) verifyJWT(ctx context.Context, raw string) (*Identity, e
 		Scopes:     jwtScopes(claims),
 		ExpiresAt:  expires,
 		issuerName: is.name,
-	}, nil
+	}
+	a.verified.put(raw, newVerifiedEntry(id, is, tok, usedKey, a.now()))
+	return id, nil
 }
 
 // jwtError maps a golang-jwt error to our sentinels. Signature failures
