@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/template"
 	"text/template/parse"
+
+	"github.com/rivet-gateway/rivet-gateway/rivet"
 )
 
 // errMissing marks a template whose data is absent, null or empty for this
@@ -55,8 +57,16 @@ type mnode struct {
 	path string
 	lit  json.RawMessage
 	tmpl *template.Template
-	keys []string // nodeObject, sorted
-	kids []*mnode // nodeObject (by keys) and nodeArray
+	// field, for a nodeValue whose action is a bare field chain such as
+	// {{ .Subject }} or {{ .Claims.role }}: the chain, evaluated without
+	// text/template (lookupField), with the same result.
+	field []string
+	keys  []string // nodeObject, sorted
+	kids  []*mnode // nodeObject (by keys) and nodeArray
+	// parts, for a nodeText made of text and bare field chains only.
+	parts []textPart
+	// encKeys are keys JSON-encoded, to write the object directly.
+	encKeys [][]byte
 }
 
 // compileMapping compiles a claims mapping, reporting every bad template
@@ -78,6 +88,11 @@ func compileNode(v any, path string, errs *[]error) *mnode {
 		n := &mnode{kind: nodeObject, path: path, keys: sortedKeys(t)}
 		for _, k := range n.keys {
 			n.kids = append(n.kids, compileNode(t[k], path+"."+k, errs))
+			ek, err := marshal(k)
+			if err != nil {
+				*errs = append(*errs, fmt.Errorf("%s: key %q: %v", path, k, err))
+			}
+			n.encKeys = append(n.encKeys, ek)
 		}
 		return n
 	case map[any]any:
@@ -132,11 +147,166 @@ func compileTemplate(text, path string, errs *[]error) *mnode {
 	if nodes := t.Tree.Root.Nodes; len(nodes) == 1 {
 		if a, ok := nodes[0].(*parse.ActionNode); ok && len(a.Pipe.Decl) == 0 {
 			if vt, err := newTemplate(path, "{{json ("+a.Pipe.String()+")}}"); err == nil {
-				return &mnode{kind: nodeValue, path: path, tmpl: vt}
+				return &mnode{kind: nodeValue, path: path, tmpl: vt, field: bareField(a.Pipe)}
 			}
 		}
 	}
-	return &mnode{kind: nodeText, path: path, tmpl: t}
+	return &mnode{kind: nodeText, path: path, tmpl: t, parts: textParts(t.Tree.Root)}
+}
+
+// textPart is a piece of a nodeText template: literal text, or a bare
+// field chain whose value is printed.
+type textPart struct {
+	text  string
+	field []string
+}
+
+// textParts splits a template made only of text and bare field actions;
+// nil for anything else (it then always runs through text/template).
+func textParts(root *parse.ListNode) []textPart {
+	var parts []textPart
+	for _, n := range root.Nodes {
+		switch n := n.(type) {
+		case *parse.TextNode:
+			parts = append(parts, textPart{text: string(n.Text)})
+		case *parse.ActionNode:
+			f := bareField(n.Pipe)
+			if f == nil {
+				return nil
+			}
+			parts = append(parts, textPart{field: f})
+		default:
+			return nil
+		}
+	}
+	return parts
+}
+
+// evalText renders parts when every field is a non-empty string (what
+// text/template prints as is); ok is false otherwise, and text/template
+// decides.
+func evalText(q *query, parts []textPart, buf *strings.Builder) bool {
+	buf.Reset()
+	for _, p := range parts {
+		if p.field == nil {
+			buf.WriteString(p.text)
+			continue
+		}
+		v, ok := lookupField(q, p.field)
+		s, isStr := v.(string)
+		if !ok || !isStr {
+			return false
+		}
+		buf.WriteString(s)
+	}
+	return true
+}
+
+// bareField returns the field chain of a pipeline that is exactly one
+// field chain of the dot (".Claims.role"), or nil.
+func bareField(p *parse.PipeNode) []string {
+	if p == nil || len(p.Decl) != 0 || len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 1 {
+		return nil
+	}
+	f, ok := p.Cmds[0].Args[0].(*parse.FieldNode)
+	if !ok || len(f.Ident) == 0 || !templateFields[f.Ident[0]] {
+		return nil
+	}
+	return f.Ident
+}
+
+// evalData is the data of one evaluation: the query, and the map
+// text/template reads, built only when a template needs it.
+type evalData struct {
+	q    *query
+	data map[string]any
+}
+
+func (d *evalData) templateData() map[string]any {
+	if d.data == nil {
+		d.data = templateData(d.q)
+	}
+	return d.data
+}
+
+// lookupField evaluates a bare field chain as text/template with
+// missingkey=error would on templateData(q): ok is false where the
+// template fails (an absent or empty top-level field, a missing key, a
+// field of something that is not an object).
+func lookupField(q *query, path []string) (any, bool) {
+	var v any
+	c := q.caller
+	str := func(s string) (any, bool) { return s, s != "" }
+	var ok bool
+	switch path[0] {
+	case "Method", "Subject", "Issuer", "APIKeyID":
+		if c == nil {
+			return nil, false
+		}
+		switch path[0] {
+		case "Method":
+			v, ok = str(c.Method)
+		case "Subject":
+			v, ok = str(c.Subject)
+		case "Issuer":
+			v, ok = str(c.Issuer)
+		default:
+			v, ok = str(c.APIKeyID)
+		}
+	case "Scopes":
+		if c == nil || len(c.Scopes) == 0 {
+			return nil, false
+		}
+		v, ok = c.Scopes, true
+	case "Claims":
+		if c == nil || len(c.Claims) == 0 {
+			return nil, false
+		}
+		v, ok = withoutNulls(c.Claims), true
+	case "RequestID":
+		v, ok = str(q.requestID)
+	case "Route":
+		rt := q.route
+		if rt == nil {
+			return nil, false
+		}
+		if len(path) == 1 {
+			return templateData(q)["Route"], true
+		}
+		switch path[1] {
+		case "Intent":
+			v, ok = str(rt.Intent.String())
+		case "ActorID":
+			v, ok = str(rt.ActorID)
+		case "ActorName":
+			v, ok = str(rt.ActorName)
+		case "Method":
+			v, ok = str(rt.Method)
+		case "Namespace":
+			v, ok = str(rt.Namespace)
+		case "Name":
+			v, ok = str(rt.Name)
+		case "Key":
+			v, ok = rt.Key, rt.Key != nil
+		}
+		if !ok || len(path) == 2 {
+			return v, ok
+		}
+		path = path[1:]
+	}
+	if !ok {
+		return nil, false
+	}
+	for _, k := range path[1:] {
+		m, isMap := v.(map[string]any)
+		if !isMap {
+			return nil, false
+		}
+		if v, ok = m[k]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
 }
 
 // unknownFields lists the top-level fields n reads that the template data
@@ -199,13 +369,25 @@ func unknownFields(n parse.Node) []string {
 
 // eval evaluates n for data. present is false when a missing value is
 // omitted; a missing value under mode deny is a *missingError.
-func (n *mnode) eval(data map[string]any, mode string, buf *strings.Builder) (raw json.RawMessage, present bool, err error) {
+func (n *mnode) eval(data *evalData, mode string, buf *strings.Builder) (raw json.RawMessage, present bool, err error) {
 	switch n.kind {
 	case nodeLiteral:
 		return n.lit, true, nil
 	case nodeValue, nodeText:
+		if n.field != nil {
+			if v, ok := lookupField(data.q, n.field); ok {
+				if raw, err := jsonFunc(v); err == nil {
+					return json.RawMessage(raw), true, nil
+				}
+			}
+			// Missing, or not encodable: text/template gives the error.
+		}
+		if n.parts != nil && evalText(data.q, n.parts, buf) && !strings.Contains(buf.String(), "<no value>") {
+			raw, err := marshal(buf.String())
+			return raw, true, err
+		}
 		buf.Reset()
-		err := n.tmpl.Execute(buf, data)
+		err := n.tmpl.Execute(buf, data.templateData())
 		if err == nil && n.kind == nodeText && strings.Contains(buf.String(), "<no value>") {
 			err = errMissing
 		}
@@ -247,7 +429,31 @@ func (n *mnode) eval(data map[string]any, mode string, buf *strings.Builder) (ra
 	return nil, false, fmt.Errorf("%s: unknown node kind %d", n.path, n.kind)
 }
 
-func (n *mnode) evalObject(data map[string]any, mode string, buf *strings.Builder) (object, error) {
+// encodeObject evaluates an object node straight to its JSON encoding:
+// the bytes rivet.MarshalASCII gives for evalObject's result (keys sorted,
+// compact, HTML characters not escaped), before the ASCII escaping.
+func (n *mnode) encodeObject(data *evalData, mode string, buf *strings.Builder) ([]byte, error) {
+	out := make([]byte, 0, 128)
+	out = append(out, '{')
+	for i, k := range n.kids {
+		raw, ok, err := k.eval(data, mode, buf)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, n.encKeys[i]...)
+		out = append(out, ':')
+		out = append(out, raw...)
+	}
+	return append(out, '}'), nil
+}
+
+func (n *mnode) evalObject(data *evalData, mode string, buf *strings.Builder) (object, error) {
 	obj := make(object, len(n.keys))
 	for i, k := range n.keys {
 		raw, ok, err := n.kids[i].eval(data, mode, buf)
@@ -267,6 +473,9 @@ func (n *mnode) evalObject(data map[string]any, mode string, buf *strings.Builde
 type claimsSource struct {
 	root *mnode
 	mode string
+	// usesRequestID: some template may read .RequestID, so the injector
+	// must make one (otherwise it does only for a log line).
+	usesRequestID bool
 }
 
 func newClaimsSource(m map[string]any, mode, path string) (*claimsSource, error) {
@@ -274,18 +483,42 @@ func newClaimsSource(m map[string]any, mode, path string) (*claimsSource, error)
 	if err != nil {
 		return nil, err
 	}
-	return &claimsSource{root: root, mode: mode}, nil
+	return &claimsSource{root: root, mode: mode, usesRequestID: readsRequestID(root)}, nil
+}
+
+// readsRequestID reports whether a template under n mentions RequestID.
+func readsRequestID(n *mnode) bool {
+	if n.tmpl != nil && n.tmpl.Tree != nil && strings.Contains(n.tmpl.Tree.Root.String(), "RequestID") {
+		return true
+	}
+	for _, k := range n.kids {
+		if readsRequestID(k) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *claimsSource) name() string { return SourceClaims }
 
 func (s *claimsSource) resolve(_ context.Context, q *query) (object, stats, error) {
 	var buf strings.Builder
-	obj, err := s.root.evalObject(templateData(q), s.mode, &buf)
+	obj, err := s.root.evalObject(&evalData{q: q}, s.mode, &buf)
 	if err != nil {
 		return nil, stats{attempts: 1}, err
 	}
 	return obj, stats{attempts: 1}, nil
+}
+
+// resolveEncoded is resolve followed by rivet.MarshalASCII, without the
+// intermediate map.
+func (s *claimsSource) resolveEncoded(_ context.Context, q *query) ([]byte, stats, error) {
+	var buf strings.Builder
+	body, err := s.root.encodeObject(&evalData{q: q}, s.mode, &buf)
+	if err != nil {
+		return nil, stats{attempts: 1}, err
+	}
+	return rivet.ASCIIJSON(body), stats{attempts: 1}, nil
 }
 
 // templateData is what a claims template sees. Empty fields are left out so

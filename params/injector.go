@@ -117,6 +117,12 @@ type source interface {
 	resolve(ctx context.Context, q *query) (object, stats, error)
 }
 
+// encodingSource is a source that can answer with the params already
+// encoded as rivet.MarshalASCII would (policy replace).
+type encodingSource interface {
+	resolveEncoded(ctx context.Context, q *query) ([]byte, stats, error)
+}
+
 type stats struct {
 	attempts int
 	cacheHit bool
@@ -230,7 +236,9 @@ func (i *Injector) inject(r *http.Request, rt *rivet.Route) (http.Header, Fetch,
 	q := &query{route: rt, ws: ws}
 	static, isStatic := i.src.(*staticSource)
 	if !isStatic {
-		q.requestID = requestID(r)
+		if cs, ok := i.src.(*claimsSource); !ok || cs.usesRequestID {
+			q.requestID = requestID(r)
+		}
 		if i.caller != nil {
 			q.caller = i.caller(r)
 		}
@@ -244,17 +252,29 @@ func (i *Injector) inject(r *http.Request, rt *rivet.Route) (http.Header, Fetch,
 		q.client = client
 	}
 
-	obj, st, err := i.src.resolve(r.Context(), q)
+	var (
+		obj  object
+		st   stats
+		body []byte
+		err  error
+	)
+	enc, isEnc := i.src.(encodingSource)
+	switch {
+	case isStatic && !i.merge:
+		body, st = static.encoded, stats{attempts: 1}
+	case isEnc && !i.merge:
+		body, st, err = enc.resolveEncoded(r.Context(), q)
+	default:
+		obj, st, err = i.src.resolve(r.Context(), q)
+	}
 	f.Attempts, f.CacheHit, f.Shared = st.attempts, st.cacheHit, st.shared
 	if err != nil {
 		f.Cause = causeOf(err)
 		return nil, f, q.requestID, err
 	}
 
-	var body []byte
 	switch {
-	case !i.merge && isStatic:
-		body = static.encoded
+	case body != nil:
 	case !i.merge:
 		body, err = rivet.MarshalASCII(obj)
 	default:
@@ -328,6 +348,9 @@ func (i *Injector) reject(w http.ResponseWriter, r *http.Request, rt *rivet.Rout
 		e = ErrTooLarge.With("reason", CauseTooLarge).Wrap(err)
 	default:
 		e = ErrGetParamsFailed.With("reason", f.Cause).With("attempts", f.Attempts).Wrap(err)
+	}
+	if rid == "" {
+		rid = requestID(r)
 	}
 	i.log.Log(r.Context(), level, "connection params not resolved",
 		"request_id", rid, "intent", rt.Intent.String(), "source", f.Source,
