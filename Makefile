@@ -35,3 +35,17 @@ demo: deps build
 
 clean:
 	rm -rf bin
+
+# Load harness (bench/README.md): rivet-gateway vs a direct connection,
+# A/B/A/B, table in bench/results/latest.md. Quick < 2 min, full < 10 min.
+.PHONY: bench-full soak
+bench:
+	go run ./bench -mode quick
+
+bench-full:
+	go run ./bench -mode full
+
+# 10,000 WebSockets through the gateway for 2 minutes with message traffic
+# (CI runs a 500-connection version: go test ./bench -run TestSoakCI).
+soak:
+	go run ./bench -soak -conns 10000 -duration 2m

@@ -1,0 +1,529 @@
+// Command bench is rivet-gateway's load harness: it measures the gateway
+// against a direct connection to the same upstream, side by side, and runs
+// the WebSocket soak.
+//
+//	go run ./bench                      quick mode (< 2 min), table in bench/results/latest.md
+//	go run ./bench -mode full           every workload and configuration (< 10 min)
+//	go run ./bench -soak -conns 10000 -duration 2m
+//
+// Layout (one machine, two cores): the proxy under test (rivet-gateway, or
+// nginx with one worker and its auth service) runs on core 0 with
+// GOMAXPROCS=1; this loader, the engine stand-in (upstream) and the params
+// service run on core 1. Each measured cell alternates direct and proxied
+// runs (A/B/A/B...) and reports the median of the per-pair ratios
+// proxied ops/s ÷ direct ops/s, with latency quantiles. See bench/README.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const pinnedEnv = "RIVET_BENCH_PINNED"
+
+func main() {
+	if role := os.Getenv(roleEnv); role != "" {
+		os.Exit(runRole(role))
+	}
+	os.Exit(run(os.Args[1:], os.Stdout))
+}
+
+// options are the command-line settings.
+type options struct {
+	mode       string
+	out        string
+	gatewayBin string
+	pin        bool
+	conc       int
+	dur        time.Duration
+	warmup     time.Duration
+	pairs      int
+	only       string // comma-separated workloads or cell names to run
+	memConns   int
+	profileDir string
+	nginx      bool
+	paceRate   float64
+
+	soak         bool
+	soakConns    int
+	soakDuration time.Duration
+	soakInterval time.Duration
+	soakSample   time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.mode, "mode", "quick", "quick (< 2 min) | full (< 10 min) | smoke (seconds, for tests)")
+	fs.StringVar(&o.out, "out", "bench/results/latest.md", "file the table is written to (\"\" = none)")
+	fs.StringVar(&o.gatewayBin, "gateway-bin", "", "prebuilt rivet-gateway binary (default: go build ./cmd/rivet-gateway)")
+	fs.BoolVar(&o.pin, "pin", true, "pin processes with taskset (proxy on core 0, the rest on core 1) when taskset exists")
+	fs.IntVar(&o.conc, "c", 32, "concurrent connections per run")
+	fs.DurationVar(&o.dur, "d", 0, "measured duration of one run (default per mode)")
+	fs.DurationVar(&o.warmup, "warmup", 0, "warm-up before each run (default per mode)")
+	fs.IntVar(&o.pairs, "pairs", 0, "direct/proxied pairs per cell (default per mode)")
+	fs.StringVar(&o.only, "only", "", "run only cells whose workload or configuration matches one of these (comma-separated), e.g. http-ka,hs256+claims")
+	fs.IntVar(&o.memConns, "mem-conns", -1, "idle WebSockets for the memory measurement (default per mode; 0 = skip)")
+	fs.StringVar(&o.profileDir, "profile", "", "save a gateway CPU profile of every proxied run into this directory")
+	fs.BoolVar(&o.nginx, "nginx", true, "measure nginx as a reference when it is installed")
+	fs.Float64Var(&o.paceRate, "pace", 2000, "total request rate of the paced latency run (ops/s)")
+	fs.BoolVar(&o.soak, "soak", false, "run the WebSocket soak instead of the benchmark")
+	fs.IntVar(&o.soakConns, "conns", 10000, "soak: concurrent WebSockets")
+	fs.DurationVar(&o.soakDuration, "duration", 2*time.Minute, "soak: how long all connections stay open")
+	fs.DurationVar(&o.soakInterval, "interval", 5*time.Second, "soak: each connection sends a message this often (jittered)")
+	fs.DurationVar(&o.soakSample, "sample", 5*time.Second, "soak: memory sampling period")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	def := map[string]struct {
+		dur, warmup time.Duration
+		pairs, mem  int
+	}{
+		"smoke": {300 * time.Millisecond, 100 * time.Millisecond, 1, 50},
+		"quick": {time.Second, 250 * time.Millisecond, 2, 1000},
+		"full":  {3 * time.Second, 500 * time.Millisecond, 2, 10000},
+	}
+	d, ok := def[o.mode]
+	if !ok {
+		return o, fmt.Errorf("unknown -mode %q", o.mode)
+	}
+	if o.dur == 0 {
+		o.dur = d.dur
+	}
+	if o.warmup == 0 {
+		o.warmup = d.warmup
+	}
+	if o.pairs == 0 {
+		o.pairs = d.pairs
+	}
+	if o.memConns < 0 {
+		o.memConns = d.mem
+	}
+	return o, nil
+}
+
+// run is the command; it returns the exit code.
+func run(args []string, stdout io.Writer) int {
+	o, err := parseFlags(args, os.Stderr)
+	if err != nil {
+		return 2
+	}
+	if o.pin {
+		if _, err := exec.LookPath("taskset"); err != nil {
+			fmt.Fprintln(stdout, "taskset not found: processes are not pinned (numbers are less comparable)")
+			o.pin = false
+		} else if runtime.NumCPU() < 2 && os.Getenv(pinnedEnv) == "" {
+			fmt.Fprintln(stdout, "fewer than 2 CPUs: processes are not pinned")
+			o.pin = false
+		}
+	}
+	if o.pin && os.Getenv(pinnedEnv) == "" {
+		// Re-run this loader pinned to the load core.
+		self, err := os.Executable()
+		if err == nil {
+			argv := append([]string{"taskset", "-c", loadCore, self}, args...)
+			tp, _ := exec.LookPath("taskset")
+			err = syscall.Exec(tp, argv, append(os.Environ(), pinnedEnv+"=1"))
+		}
+		fmt.Fprintf(stdout, "re-exec under taskset failed (%v): not pinned\n", err)
+		o.pin = false
+	}
+	raiseNoFile()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if o.soak {
+		res, err := runSoak(ctx, o, stdout)
+		if err != nil {
+			fmt.Fprintln(stdout, "soak:", err)
+			return 1
+		}
+		if !res.ok() {
+			return 1
+		}
+		return 0
+	}
+	rep, err := runBench(ctx, o, stdout)
+	if err != nil {
+		fmt.Fprintln(stdout, "bench:", err)
+		return 1
+	}
+	if o.out != "" {
+		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err == nil {
+			err = os.WriteFile(o.out, []byte(rep), 0o644)
+		}
+		if err != nil {
+			fmt.Fprintln(stdout, "writing", o.out+":", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "written to", o.out)
+	}
+	return 0
+}
+
+// raiseNoFile raises this process's open-file soft limit to its hard limit
+// (Go does this at start-up too; children inherit it).
+func raiseNoFile() uint64 {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0
+	}
+	if rl.Cur < rl.Max {
+		rl.Cur = rl.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
+	}
+	return rl.Max
+}
+
+// cell is one line of the table: a workload through one proxy
+// configuration, measured against direct.
+type cell struct {
+	workload string
+	proxy    string // "rivet-gateway" or "nginx"
+	config   string // variant name, or nginx's "plain" / "auth_request"
+}
+
+func (c cell) matches(filter string) bool {
+	if filter == "" {
+		return true
+	}
+	for _, f := range strings.Split(filter, ",") {
+		if f == c.workload || f == c.config || f == c.proxy {
+			return true
+		}
+	}
+	return false
+}
+
+func cellsFor(mode string) []cell {
+	g := func(w string, vs ...string) []cell {
+		var out []cell
+		for _, v := range vs {
+			out = append(out, cell{w, "rivet-gateway", v})
+		}
+		return out
+	}
+	n := func(w string, cs ...string) []cell {
+		var out []cell
+		for _, c := range cs {
+			out = append(out, cell{w, "nginx", c})
+		}
+		return out
+	}
+	all := []string{"none", "hs256", "es256", "hs256+claims", "hs256+httpsvc"}
+	var cs []cell
+	switch mode {
+	case "smoke":
+		cs = append(cs, g(httpKeepAlive, "none", "hs256+claims")...)
+		cs = append(cs, g(httpPaced, "hs256+claims")...)
+		cs = append(cs, g(wsSetup, "hs256+claims")...)
+		cs = append(cs, g(wsRoundTrip, "hs256+claims")...)
+	case "quick":
+		cs = append(cs, g(httpKeepAlive, all...)...)
+		cs = append(cs, n(httpKeepAlive, "plain", "auth_request")...)
+		cs = append(cs, g(httpPaced, "hs256+claims")...)
+		cs = append(cs, g(httpNewConn, "none", "hs256+claims")...)
+		cs = append(cs, n(httpNewConn, "plain")...)
+		cs = append(cs, g(wsSetup, "none", "hs256+claims")...)
+		cs = append(cs, n(wsSetup, "plain", "auth_request")...)
+		cs = append(cs, g(wsRoundTrip, "hs256+claims")...)
+		cs = append(cs, n(wsRoundTrip, "plain")...)
+	default: // full
+		cs = append(cs, g(httpKeepAlive, all...)...)
+		cs = append(cs, n(httpKeepAlive, "plain", "auth_request")...)
+		cs = append(cs, g(httpPaced, "none", "hs256+claims")...)
+		cs = append(cs, g(httpNewConn, all...)...)
+		cs = append(cs, n(httpNewConn, "plain", "auth_request")...)
+		cs = append(cs, g(wsSetup, all...)...)
+		cs = append(cs, n(wsSetup, "plain", "auth_request")...)
+		cs = append(cs, g(wsRoundTrip, "none", "hs256+claims")...)
+		cs = append(cs, n(wsRoundTrip, "plain", "auth_request")...)
+	}
+	return cs
+}
+
+// measured is a cell's runs.
+type measured struct {
+	cell
+	direct, proxied []result
+	skipped         string
+}
+
+// runBench measures every cell of the mode and returns the report.
+func runBench(ctx context.Context, o options, log io.Writer) (string, error) {
+	e, err := newEnv(o.gatewayBin, o.pin, log)
+	if err != nil {
+		return "", err
+	}
+	defer e.close()
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return "", err
+		}
+	}
+	if o.only == "memory" {
+		o.only = "-" // no cell matches
+	}
+	cells := slices.DeleteFunc(cellsFor(o.mode), func(c cell) bool { return !c.matches(o.only) })
+	var results []*measured
+	started := time.Now()
+	loadStart := loadAvg()
+
+	// Gateway cells, grouped by configuration: one gateway per variant.
+	for _, vname := range []string{"none", "hs256", "es256", "hs256+claims", "hs256+httpsvc"} {
+		var vcells []cell
+		for _, c := range cells {
+			if c.proxy == "rivet-gateway" && c.config == vname {
+				vcells = append(vcells, c)
+			}
+		}
+		if len(vcells) == 0 {
+			continue
+		}
+		v := variants[vname]
+		gw, err := e.startGateway(v)
+		if err != nil {
+			return "", err
+		}
+		direct := client{addr: e.upstream.addr, token: e.token(v)}
+		proxied := client{addr: gw.addr, token: e.token(v), wantParams: wantParams(v)}
+		for _, c := range vcells {
+			m, err := measureCell(ctx, o, c, direct, proxied, gw.admin, log)
+			if err != nil {
+				gw.stop()
+				return "", fmt.Errorf("%s %s: %w\n%s", c.workload, c.config, err, tail(gw.out.String(), 20))
+			}
+			results = append(results, m)
+		}
+		gw.stop()
+	}
+
+	// nginx reference cells.
+	var ngx *nginx
+	for _, c := range cells {
+		if c.proxy != "nginx" {
+			continue
+		}
+		if !o.nginx {
+			results = append(results, &measured{cell: c, skipped: "disabled (-nginx=false)"})
+			continue
+		}
+		if ngx == nil {
+			if ngx, err = e.startNginx(); err != nil {
+				return "", err
+			}
+			if ngx == nil {
+				fmt.Fprintln(log, "nginx not installed: reference skipped")
+				o.nginx = false
+				results = append(results, &measured{cell: c, skipped: "nginx not installed"})
+				continue
+			}
+			defer ngx.stop()
+		}
+		direct := client{addr: e.upstream.addr}
+		proxied := client{addr: ngx.plainAddr}
+		if c.config == "auth_request" {
+			direct.token, proxied.token, proxied.addr = e.hsToken, e.hsToken, ngx.authAddr
+		}
+		m, err := measureCell(ctx, o, c, direct, proxied, "", log)
+		if err != nil {
+			return "", fmt.Errorf("nginx %s %s: %w", c.workload, c.config, err)
+		}
+		results = append(results, m)
+	}
+
+	var mem *memResult
+	if o.memConns > 0 && (o.only == "" || o.only == "-") {
+		if mem, err = measureIdleMemory(ctx, e, o.memConns, o.profileDir, log); err != nil {
+			return "", fmt.Errorf("idle WebSocket memory: %w", err)
+		}
+	}
+	return report(o, e, results, mem, time.Since(started), loadStart+" / "+loadAvg()), nil
+}
+
+// measureCell alternates direct and proxied runs.
+func measureCell(ctx context.Context, o options, c cell, direct, proxied client, admin string, log io.Writer) (*measured, error) {
+	m := &measured{cell: c}
+	spec := loadSpec{workload: c.workload, conc: o.conc, warmup: o.warmup, dur: o.dur, rate: o.paceRate}
+	for i := 0; i < o.pairs; i++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		a, err := runLoad(ctx, spec, direct)
+		if err != nil {
+			return nil, fmt.Errorf("direct: %w", err)
+		}
+		var profErr chan error
+		if o.profileDir != "" && admin != "" {
+			profErr = make(chan error, 1)
+			name := filepath.Join(o.profileDir, fmt.Sprintf("%s_%s_%d.pprof", c.workload, strings.ReplaceAll(c.config, "+", "-"), i))
+			go func() { profErr <- fetchProfile(admin, o.warmup+o.dur, name) }()
+		}
+		b, err := runLoad(ctx, spec, proxied)
+		if profErr != nil {
+			if perr := <-profErr; perr != nil {
+				fmt.Fprintln(log, "profile:", perr)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("proxied: %w", err)
+		}
+		m.direct = append(m.direct, a)
+		m.proxied = append(m.proxied, b)
+		fmt.Fprintf(log, "%-10s %-14s %-13s pair %d: direct %8.0f ops/s  proxied %8.0f ops/s  ratio %.2f%s\n",
+			c.workload, c.proxy, c.config, i+1, a.rate(), b.rate(), ratio(a, b), errNote(a, b))
+		if b.ops == 0 && b.errs > 0 {
+			return nil, fmt.Errorf("every proxied op failed: %s", b.firstErr)
+		}
+		if a.ops == 0 && a.errs > 0 {
+			return nil, fmt.Errorf("every direct op failed: %s", a.firstErr)
+		}
+	}
+	return m, nil
+}
+
+func ratio(a, b result) float64 {
+	if a.rate() == 0 {
+		return 0
+	}
+	return b.rate() / a.rate()
+}
+
+func errNote(a, b result) string {
+	if a.errs+b.errs == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  errors direct %d proxied %d (%s%s)", a.errs, b.errs, a.firstErr, b.firstErr)
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func medianDur(rs []result, q float64) time.Duration {
+	xs := make([]float64, len(rs))
+	for i, r := range rs {
+		xs[i] = float64(r.quantile(q))
+	}
+	return time.Duration(median(xs))
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= 10*time.Millisecond:
+		return fmt.Sprintf("%.0fms", d.Seconds()*1e3)
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.1fms", d.Seconds()*1e3)
+	default:
+		return fmt.Sprintf("%.0fµs", d.Seconds()*1e6)
+	}
+}
+
+// report renders the results as Markdown.
+func report(o options, e *env, ms []*measured, mem *memResult, took time.Duration, load string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# rivet-gateway benchmark (%s mode)\n\n", o.mode)
+	fmt.Fprintf(&b, "- date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b, "- machine: %s\n", machine())
+	pin := "proxy (rivet-gateway / nginx + auth service) on core 0 with GOMAXPROCS=1 / one worker; loader, upstream and params service on core 1"
+	if !o.pin {
+		pin = "not pinned (taskset missing or -pin=false)"
+	}
+	fmt.Fprintf(&b, "- layout: %s\n", pin)
+	fmt.Fprintf(&b, "- machine load average (1 min) at start / end: %s (anything else running skews the numbers)\n", load)
+	fmt.Fprintf(&b, "- runs: %d connections, %v warm-up + %v measured per run, %d direct/proxied pairs per cell (A/B/A/B), ratio = median of per-pair proxied ÷ direct ops/s; latency = median over runs of each run's quantile; took %v\n",
+		o.conc, o.warmup, o.dur, o.pairs, took.Round(time.Second))
+	b.WriteString("- gateway: production defaults, metrics on, access log off; configs: none = anonymous, no params; hs256 / es256 = JWT bearer (HTTP) or conn-params authToken (WebSocket); +claims = params from claims; +httpsvc = params from an HTTP params service (core 1). nginx: plain proxy_pass with keepalive, and auth_request to a Go JWT (HS256) service on core 0; access_log off\n\n")
+	b.WriteString("| workload | proxy | config | direct ops/s | proxied ops/s | ratio (pairs) | direct p50 / p99 | proxied p50 / p99 | added p99 | errors |\n")
+	b.WriteString("| --- | --- | --- | ---: | ---: | --- | --- | --- | ---: | ---: |\n")
+	for _, m := range ms {
+		if m.skipped != "" {
+			fmt.Fprintf(&b, "| %s | %s | %s | | | skipped: %s | | | | |\n", m.workload, m.proxy, m.config, m.skipped)
+			continue
+		}
+		var ratios, drates, prates []float64
+		var errs int64
+		var pairs []string
+		for i := range m.direct {
+			r := ratio(m.direct[i], m.proxied[i])
+			ratios = append(ratios, r)
+			pairs = append(pairs, fmt.Sprintf("%.2f", r))
+			drates = append(drates, m.direct[i].rate())
+			prates = append(prates, m.proxied[i].rate())
+			errs += m.direct[i].errs + m.proxied[i].errs
+		}
+		dp50, dp99 := medianDur(m.direct, 0.5), medianDur(m.direct, 0.99)
+		pp50, pp99 := medianDur(m.proxied, 0.5), medianDur(m.proxied, 0.99)
+		wl := m.workload
+		if wl == httpPaced {
+			wl = fmt.Sprintf("%s (%.0f/s)", wl, o.paceRate)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f | **%.2f** (%s) | %s / %s | %s / %s | %s | %d |\n",
+			wl, m.proxy, m.config, median(drates), median(prates), median(ratios), strings.Join(pairs, ", "),
+			fmtDur(dp50), fmtDur(dp99), fmtDur(pp50), fmtDur(pp99), fmtDur(pp99-dp99), errs)
+	}
+	b.WriteString("\nWorkloads: http-ka = POST /gateway/<query target>/action/increment over keep-alive connections (closed loop); http-paced = the same at a fixed total rate (latency from the scheduled send time); http-new = one new TCP connection per request; ws-setup = open /connect (subprotocols rivet, rivet_encoding.json, rivet_conn_params), read the upstream's init message reporting the params it received, close handshake; ws-rt = 53-byte message round trips over established /connect connections.\n")
+	if mem != nil {
+		b.WriteString("\n" + mem.String())
+	}
+	return b.String()
+}
+
+// loadAvg is the 1-minute load average.
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(data))[0]
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	kernel := ""
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = ", Linux " + strings.TrimSpace(string(data))
+	}
+	ngx := "nginx not installed"
+	if out, err := exec.Command("nginx", "-v").CombinedOutput(); err == nil {
+		ngx = strings.TrimSpace(strings.TrimPrefix(string(out), "nginx version: "))
+	}
+	cpus := 0
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		cpus = strings.Count(string(data), "\nprocessor")
+		if strings.HasPrefix(string(data), "processor") {
+			cpus++
+		}
+	}
+	if cpus == 0 {
+		cpus = runtime.NumCPU()
+	}
+	return fmt.Sprintf("%s, %d CPUs%s, %s, %s", model, cpus, kernel, runtime.Version(), ngx)
+}

@@ -1,0 +1,603 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Cores: the proxy under test (gateway, nginx and nginx's auth service) on
+// proxyCore, everything else (loader, upstream, params service) on
+// loadCore. With taskset missing nothing is pinned.
+const (
+	proxyCore = "0"
+	loadCore  = "1"
+)
+
+const (
+	benchIssuer   = "rivet-bench"
+	benchIssuerES = "rivet-bench-es"
+	benchAudience = "rivet"
+	benchSubject  = "alice"
+	benchRole     = "member"
+)
+
+// env is what every run shares: the binaries, the helper processes and
+// the credentials.
+type env struct {
+	dir        string // temporary directory, removed by close
+	self       string // this binary (roles are re-executed from it)
+	gatewayBin string
+	pin        bool // taskset is used
+	secret     string
+	esKeyFile  string
+	hsToken    string
+	esToken    string
+
+	upstream *proc
+	params   *proc
+	auth     *proc // nginx auth_request service, nil without nginx
+	log      io.Writer
+}
+
+// proc is a child process.
+type proc struct {
+	name  string
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	addr  string
+	out   *syncBuffer
+	done  chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.b.Len() > 1<<20 {
+		s.b.Reset()
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// command builds a command pinned to core (when pinning), with GOMAXPROCS=1.
+func (e *env) command(core, name string, args ...string) *exec.Cmd {
+	var cmd *exec.Cmd
+	if e.pin {
+		cmd = exec.Command("taskset", append([]string{"-c", core, name}, args...)...)
+	} else {
+		cmd = exec.Command(name, args...)
+	}
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.WaitDelay = 2 * time.Second
+	return cmd
+}
+
+// startRole starts this binary as role on core.
+func (e *env) startRole(role, core string, extraEnv ...string) (*proc, error) {
+	cmd := e.command(core, e.self)
+	cmd.Env = append(cmd.Env, append([]string{roleEnv + "=" + role}, extraEnv...)...)
+	p := &proc{name: role, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = p.out
+	if p.stdin, err = cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	if p.addr, err = readListen(stdout, 30*time.Second); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("%s: %w\n%s", role, err, tail(p.out.String(), 20))
+	}
+	return p, nil
+}
+
+func (p *proc) stop() {
+	if p == nil || p.cmd.Process == nil {
+		return
+	}
+	if p.stdin != nil {
+		_ = p.stdin.Close()
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// newEnv builds the gateway (unless gatewayBin is given), makes the keys
+// and tokens, and starts the upstream and the params service.
+func newEnv(gatewayBin string, pin bool, log io.Writer) (*env, error) {
+	dir, err := os.MkdirTemp("", "rivet-bench-")
+	if err != nil {
+		return nil, err
+	}
+	e := &env{dir: dir, pin: pin, log: log}
+	ok := false
+	defer func() {
+		if !ok {
+			e.close()
+		}
+	}()
+	if e.self, err = os.Executable(); err != nil {
+		return nil, err
+	}
+	if gatewayBin == "" {
+		gatewayBin = filepath.Join(dir, "rivet-gateway")
+		fmt.Fprintln(log, "building ./cmd/rivet-gateway ...")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", gatewayBin, "./cmd/rivet-gateway")
+		cmd.Dir, err = moduleRoot()
+		if err != nil {
+			return nil, err
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	}
+	e.gatewayBin = gatewayBin
+	if err := e.makeCredentials(); err != nil {
+		return nil, err
+	}
+	if e.upstream, err = e.startRole("upstream", loadCore); err != nil {
+		return nil, err
+	}
+	if e.params, err = e.startRole("params", loadCore); err != nil {
+		return nil, err
+	}
+	ok = true
+	return e, nil
+}
+
+func (e *env) close() {
+	e.upstream.stop()
+	e.params.stop()
+	e.auth.stop()
+	os.RemoveAll(e.dir)
+}
+
+// moduleRoot is the directory of go.mod above the working directory.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found: run from inside the module")
+		}
+		dir = parent
+	}
+}
+
+func (e *env) makeCredentials() error {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	e.secret = fmt.Sprintf("bench-secret-%x", b)
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKIXPublicKey(&ec.PublicKey)
+	if err != nil {
+		return err
+	}
+	e.esKeyFile = filepath.Join(e.dir, "es256.pem")
+	if err := os.WriteFile(e.esKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		return err
+	}
+	claims := func(iss string) jwt.MapClaims {
+		now := time.Now()
+		return jwt.MapClaims{"iss": iss, "aud": benchAudience, "sub": benchSubject, "role": benchRole,
+			"iat": now.Unix(), "exp": now.Add(6 * time.Hour).Unix()}
+	}
+	if e.hsToken, err = jwt.NewWithClaims(jwt.SigningMethodHS256, claims(benchIssuer)).SignedString([]byte(e.secret)); err != nil {
+		return err
+	}
+	e.esToken, err = jwt.NewWithClaims(jwt.SigningMethodES256, claims(benchIssuerES)).SignedString(ec)
+	return err
+}
+
+// variant is one gateway configuration under test.
+type variant struct {
+	name   string
+	auth   string // "" (anonymous), "hs256", "es256"
+	params string // none | claims | http
+}
+
+var variants = map[string]variant{
+	"none":          {name: "none", params: "none"},
+	"hs256":         {name: "hs256", auth: "hs256", params: "none"},
+	"es256":         {name: "es256", auth: "es256", params: "none"},
+	"hs256+claims":  {name: "hs256+claims", auth: "hs256", params: "claims"},
+	"hs256+httpsvc": {name: "hs256+httpsvc", auth: "hs256", params: "http"},
+}
+
+// token is the credential the loader sends for v.
+func (e *env) token(v variant) string {
+	switch v.auth {
+	case "hs256":
+		return e.hsToken
+	case "es256":
+		return e.esToken
+	}
+	return ""
+}
+
+// wantParams is what the upstream must report for v through the gateway.
+func wantParams(v variant) string {
+	switch v.params {
+	case "claims":
+		return `"userId":"alice"`
+	case "http":
+		return `"source":"params-service"`
+	}
+	return ""
+}
+
+// gatewayConfig is the gateway's YAML for v: production defaults except
+// the access log (off, like nginx's here) and pprof (on, for profiling).
+func (e *env) gatewayConfig(v variant, listen, admin string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `server:
+  listen: %q
+  shutdown_timeout: 5s
+admin:
+  listen: %q
+  pprof: true
+log:
+  level: warn
+  access:
+    enabled: false
+upstream:
+  url: "http://%s"
+cors:
+  allowed_origins: []
+auth:
+  jwt:
+    issuers:
+      - name: bench-hs
+        issuer: %s
+        audiences: [%s]
+        algorithms: [HS256]
+        secret: %q
+        required_claims: [sub]
+      - name: bench-es
+        issuer: %s
+        audiences: [%s]
+        algorithms: [ES256]
+        public_key_file: %q
+        required_claims: [sub]
+  rules:
+    - match: {intents: [action, connect]}
+`, listen, admin, e.upstream.addr, benchIssuer, benchAudience, e.secret, benchIssuerES, benchAudience, e.esKeyFile)
+	if v.auth == "" {
+		b.WriteString("      allow: anonymous\n")
+	} else {
+		b.WriteString("      allow: authenticated\n      methods: [jwt]\n")
+	}
+	b.WriteString("params:\n  source: " + v.params + "\n")
+	switch v.params {
+	case "claims":
+		b.WriteString("  claims:\n    userId: \"{{ .Subject }}\"\n    role: \"{{ .Claims.role }}\"\n    token: verified-by-gateway\n")
+	case "http":
+		fmt.Fprintf(&b, "  http:\n    url: \"http://%s/params\"\n    forward_claims: [role]\n", e.params.addr)
+	}
+	return b.String()
+}
+
+// gateway is a running rivet-gateway.
+type gateway struct {
+	*proc
+	admin string
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// startGateway starts the gateway binary with v on the proxy core and
+// waits for /readyz.
+func (e *env) startGateway(v variant) (*gateway, error) {
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		listen, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		admin, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		cfgPath := filepath.Join(e.dir, "gateway-"+strings.ReplaceAll(v.name, "+", "-")+".yaml")
+		if err := os.WriteFile(cfgPath, []byte(e.gatewayConfig(v, listen, admin)), 0o600); err != nil {
+			return nil, err
+		}
+		cmd := e.command(proxyCore, e.gatewayBin, "-config", cfgPath)
+		p := &proc{name: "rivet-gateway", cmd: cmd, out: &syncBuffer{}, done: make(chan struct{}), addr: listen}
+		cmd.Stdout, cmd.Stderr = p.out, p.out
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		go func() { _ = cmd.Wait(); close(p.done) }()
+		g := &gateway{proc: p, admin: admin}
+		if lastErr = waitReady("http://"+admin+"/readyz", p); lastErr == nil {
+			return g, nil
+		}
+		p.stop()
+		lastErr = fmt.Errorf("gateway: %w\n%s", lastErr, tail(p.out.String(), 30))
+	}
+	return nil, lastErr
+}
+
+func waitReady(url string, p *proc) error {
+	deadline := time.Now().Add(30 * time.Second)
+	hc := &http.Client{Timeout: 2 * time.Second}
+	for time.Now().Before(deadline) {
+		if p.exited() {
+			return errors.New("exited")
+		}
+		if res, err := hc.Get(url); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("not ready within 30s")
+}
+
+// nginx is the reference proxy: one worker pinned to the proxy core, a
+// plain proxy on plainAddr and the same with auth_request (to the Go auth
+// service, also on the proxy core) on authAddr.
+type nginx struct {
+	*proc
+	plainAddr, authAddr string
+}
+
+func (e *env) startNginx() (*nginx, error) {
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		return nil, nil // not installed: skipped
+	}
+	if e.auth == nil {
+		if e.auth, err = e.startRole("auth", proxyCore, secretEnv+"="+e.secret); err != nil {
+			return nil, err
+		}
+	}
+	plain, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	auth, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(e.dir, "nginx")
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		return nil, err
+	}
+	conf := fmt.Sprintf(`worker_processes 1;
+daemon off;
+master_process on;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+worker_rlimit_nofile 16384;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/tmp/body;
+  proxy_temp_path %[1]s/tmp/proxy;
+  fastcgi_temp_path %[1]s/tmp/fastcgi;
+  uwsgi_temp_path %[1]s/tmp/uwsgi;
+  scgi_temp_path %[1]s/tmp/scgi;
+  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
+  upstream engine { server %[2]s; keepalive 64; keepalive_requests 1000000; }
+  upstream authsvc { server %[3]s; keepalive 64; keepalive_requests 1000000; }
+  keepalive_requests 1000000;
+  server {
+    listen %[4]s;
+    location / {
+      proxy_pass http://engine;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $host;
+      proxy_read_timeout 300s;
+    }
+  }
+  server {
+    listen %[5]s;
+    location / {
+      auth_request /_auth;
+      proxy_pass http://engine;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $host;
+      proxy_read_timeout 300s;
+    }
+    location = /_auth {
+      internal;
+      proxy_pass http://authsvc/auth;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URI $request_uri;
+    }
+  }
+}
+`, dir, e.upstream.addr, e.auth.addr, plain, auth)
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	cmd := e.command(proxyCore, bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
+	p := &proc{name: "nginx", cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	n := &nginx{proc: p, plainAddr: plain, authAddr: auth}
+	if err := waitReady("http://"+plain+"/health", p); err != nil {
+		p.stop()
+		logs, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return nil, fmt.Errorf("nginx: %w\n%s\n%s", err, p.out.String(), tail(string(logs), 20))
+	}
+	return n, nil
+}
+
+// gwStats are the gateway's own runtime numbers from its /metrics.
+type gwStats struct {
+	heap, stack int64 // go_memstats_heap_inuse_bytes, go_memstats_stack_inuse_bytes
+	goroutines  int64 // go_goroutines
+}
+
+func (s gwStats) mem() int64 { return s.heap + s.stack }
+
+// readGatewayStats forces a GC in the gateway (pprof's heap?gc=1) and reads
+// its heap in use, goroutine stacks and goroutine count from /metrics.
+func readGatewayStats(admin string) (gwStats, error) {
+	hc := &http.Client{Timeout: 30 * time.Second}
+	res, err := hc.Get("http://" + admin + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return gwStats{}, err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	res, err = hc.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return gwStats{}, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return gwStats{}, err
+	}
+	var st gwStats
+	want := map[string]*int64{
+		"go_memstats_heap_inuse_bytes ":  &st.heap,
+		"go_memstats_stack_inuse_bytes ": &st.stack,
+		"go_goroutines ":                 &st.goroutines,
+	}
+	found := 0
+	for _, line := range strings.Split(string(body), "\n") {
+		for name, dst := range want {
+			if v, ok := strings.CutPrefix(line, name); ok {
+				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil {
+					return gwStats{}, fmt.Errorf("%s: %v", line, err)
+				}
+				*dst = int64(f)
+				found++
+			}
+		}
+	}
+	if found != len(want) {
+		return gwStats{}, errors.New("go_memstats_heap_inuse_bytes, go_memstats_stack_inuse_bytes or go_goroutines missing from /metrics")
+	}
+	return st, nil
+}
+
+// fetchURL saves what url answers to path.
+func fetchURL(url, path string) error {
+	hc := &http.Client{Timeout: time.Minute}
+	res, err := hc.Get(url)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, res.Body)
+	return err
+}
+
+// fetchProfile saves the gateway's CPU profile over d to path.
+func fetchProfile(admin string, d time.Duration, path string) error {
+	hc := &http.Client{Timeout: d + 30*time.Second}
+	res, err := hc.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, int(d.Seconds())))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, res.Body)
+	return err
+}
