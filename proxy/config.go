@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -73,6 +75,28 @@ type WebSocketConfig struct {
 	// BufferSize is the read and write buffer size of each leg, in bytes.
 	// Default 4096.
 	BufferSize int `yaml:"buffer_size"`
+	// TransientErrors are engine errors ("group.code") that mean "not
+	// ready yet" while a WebSocket is opening: when the engine refuses the
+	// upgrade with one, or closes the socket with one before it has sent
+	// any data frame, the client is closed with the retryable
+	// guard.service_unavailable instead (the engine's code is logged and
+	// kept in metadata upstream_error), so RivetKit clients retry rather
+	// than give up. Default DefaultTransientErrors; [] relays every engine
+	// error as it is.
+	TransientErrors []string `yaml:"transient_errors"`
+}
+
+// DefaultTransientErrors are the errors a Rivet Engine (2.3.19) answers
+// WebSocket upgrades with while it (re)starts, measured on the real engine:
+// namespace.not_found for the first few hundred milliseconds after it
+// listens (the default namespace does not exist yet), then
+// actor.no_runner_config_configured until the actor server has registered
+// again. Both are also what a misconfigured client gets (an unknown
+// namespace or runner pool): with them in the list such a client retries
+// with backoff instead of failing at once; HTTP requests still see them.
+var DefaultTransientErrors = []string{
+	"actor.no_runner_config_configured",
+	"namespace.not_found",
 }
 
 // DefaultConfig returns the defaults; URL has none.
@@ -91,6 +115,7 @@ func DefaultConfig() Config {
 			WriteTimeout:     10 * time.Second,
 			CloseGrace:       time.Second,
 			BufferSize:       4096,
+			TransientErrors:  slices.Clone(DefaultTransientErrors),
 		},
 	}
 }
@@ -155,5 +180,28 @@ func (c *Config) Validate(path string) error {
 	if ws.BufferSize < 256 || ws.BufferSize > 1<<20 {
 		bad("websocket.buffer_size", "must be between 256 and 1048576")
 	}
+	for i, e := range ws.TransientErrors {
+		group, code, ok := strings.Cut(e, ".")
+		if !ok || !validErrorPart(group) || !validErrorPart(code) {
+			bad(fmt.Sprintf("websocket.transient_errors[%d]", i), "%q is not a RivetKit error \"group.code\"", e)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// validErrorPart reports whether s can be the group or the code of a
+// RivetKit error: 1 to 64 letters, digits, '_' or '-'. Nothing that would
+// break the "group.code#rayId" form of a close reason.
+func validErrorPart(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }

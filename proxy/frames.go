@@ -30,6 +30,8 @@ var errMessageTooBig = errors.New("websocket message exceeds the read limit")
 type frameParser struct {
 	handshake bool
 	crlf      int // progress through "\r\n\r\n" while in the handshake
+	headN     int // bytes of the HTTP head seen
+	status    [3]byte
 
 	hdr     [14]byte
 	hn, hdl int // header bytes collected, header length (0 until known)
@@ -56,11 +58,26 @@ type frameParser struct {
 	closeSeen   bool
 	closeCode   int
 	closeReason string
+	// closeStart is set when a close frame ends: the offset, in the p of
+	// the feed call that ended it, where that frame began (0 if it began in
+	// an earlier call). Bytes before it reached the peer's reader before
+	// the close did, so a leg can hold the close back and pass on the rest.
+	closeStart int
+
+	// dataSeen is set once a data frame has started: the peer has sent
+	// more than control frames.
+	dataSeen bool
 
 	// resume is set with a limit error: the offset in p just past the
 	// offending frame's header. Feeding p[resume:] next keeps the parser in
 	// step with the stream (to find a later close frame, say).
 	resume int
+}
+
+// switched reports whether the HTTP head skipped was a 101 response: what
+// follows it is a WebSocket stream, not an error body.
+func (f *frameParser) switched() bool {
+	return !f.handshake && f.headN > 0 && string(f.status[:]) == "101"
 }
 
 // atBoundary reports whether the stream is between frames, so a control
@@ -81,6 +98,10 @@ func (f *frameParser) feed(p []byte) (int, error) {
 			for i < len(p) && f.handshake {
 				c := p[i]
 				i++
+				if f.headN >= 9 && f.headN < 12 { // "HTTP/1.1 101"
+					f.status[f.headN-9] = c
+				}
+				f.headN++
 				switch {
 				case c == "\r\n\r\n"[f.crlf]:
 					f.crlf++
@@ -125,7 +146,7 @@ func (f *frameParser) feed(p []byte) (int, error) {
 				return frameStart, err
 			}
 			if f.remain == 0 {
-				f.endFrame()
+				f.endFrame(frameStart)
 			}
 			continue
 		}
@@ -148,7 +169,7 @@ func (f *frameParser) feed(p []byte) (int, error) {
 		i += k
 		f.remain -= uint64(k)
 		if f.remain == 0 {
-			f.endFrame()
+			f.endFrame(frameStart)
 		}
 	}
 	return len(p), nil
@@ -180,6 +201,7 @@ func (f *frameParser) startFrame() error {
 	f.inPayload = n > 0
 	f.hn, f.hdl = 0, 0
 	if !isControl(f.opcode) {
+		f.dataSeen = true
 		if f.opcode != opContinuation {
 			f.dataOp = f.opcode
 			f.msgBytes = 0
@@ -193,7 +215,9 @@ func (f *frameParser) startFrame() error {
 	return nil
 }
 
-func (f *frameParser) endFrame() {
+// endFrame completes the current frame, which began at offset start of the
+// chunk being fed (0 if in an earlier one).
+func (f *frameParser) endFrame(start int) {
 	f.inPayload = false
 	switch {
 	case !isControl(f.opcode):
@@ -203,6 +227,7 @@ func (f *frameParser) endFrame() {
 		}
 	case f.opcode == opClose:
 		f.closeSeen = true
+		f.closeStart = start
 		f.closeCode = 1005 // no status received
 		f.closeReason = ""
 		if f.ctlN >= 2 {

@@ -92,6 +92,7 @@ func (l *legConn) Read(p []byte) (int, error) {
 		return 0, e
 	}
 	if n > 0 {
+		closedBefore := l.rp.closeSeen
 		ok, perr := l.rp.feed(p[:n])
 		l.msgs.Store(l.rp.messages)
 		l.bytes.Store(l.rp.bytes)
@@ -105,6 +106,21 @@ func (l *legConn) Read(p []byte) (int, error) {
 			return ok, nil
 		}
 		l.sawClose()
+		if !closedBefore && l.rp.closeSeen && l.isUpstream && l.rp.switched() && !l.rp.dataSeen && l.sess.engineNotReady(l.rp.closeCode, l.rp.closeReason) {
+			// The engine refused the socket while it was opening with an
+			// error that only means "not ready yet". Its close frame must
+			// not reach gorilla (which would relay it): pass on what came
+			// before it (the rest of the 101, control frames); the next
+			// Read reports the retryable close instead.
+			if at := l.rp.closeStart; at > 0 {
+				return at, nil
+			}
+			l.stopReading()
+			if e := l.injectedClose(); e != nil {
+				return 0, e
+			}
+			return 0, closeErr(websocket.CloseInternalServerErr, ReasonServiceUnavailable)
+		}
 	}
 	if err != nil {
 		l.stopReading()

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +39,11 @@ type session struct {
 	lostLeg  *legConn
 	cause    string
 	timers   []*time.Timer
+
+	// notReady is the engine's transient error ("group.code") that
+	// engineNotReady turned into the retryable close, and notReadyRay its
+	// ray id; empty otherwise.
+	notReady, notReadyRay string
 
 	// term holds the closes the gateway sends when it ends the session;
 	// nil until then. One atomic value for both legs: once a leg's copier
@@ -136,6 +143,45 @@ func (s *session) terminate(cause string, toClient, toUpstream *websocket.CloseE
 	// Backstop: a peer that never reads cannot hold the session open.
 	grace := 2*s.p.cfg.WebSocket.CloseGrace + s.p.cfg.WebSocket.WriteTimeout
 	s.timers = append(s.timers, time.AfterFunc(grace, s.forceClose))
+}
+
+// engineNotReady is called by the upstream leg when the engine closes the
+// socket before it has sent any data frame: the socket is still opening.
+// A reason ("group.code" or "group.code#rayId") in the transient list means
+// the engine is not ready yet (it is restarting): the session is ended with
+// the retryable guard.service_unavailable for the client, keeping the
+// engine's ray id, and the engine's close answered with its own code. It
+// reports whether it did so; then the leg must not relay the engine's
+// close, and its next Read reports the injected one.
+func (s *session) engineNotReady(code int, reason string) bool {
+	gc, ray, _ := strings.Cut(reason, "#")
+	if !slices.Contains(s.p.cfg.WebSocket.TransientErrors, gc) {
+		return false
+	}
+	toClient := ReasonServiceUnavailable
+	if ray != "" && validErrorPart(ray) && len(toClient)+1+len(ray) <= 123 {
+		toClient += "#" + ray
+	} else {
+		ray = ""
+	}
+	s.mu.Lock()
+	if s.notReady == "" {
+		s.notReady, s.notReadyRay = gc, ray
+	}
+	s.mu.Unlock()
+	if code < 1000 || code == websocket.CloseNoStatusReceived || code == websocket.CloseAbnormalClosure || code == websocket.CloseTLSHandshake {
+		code = websocket.CloseNormalClosure
+	}
+	s.terminate("upstream_not_ready", closeErr(websocket.CloseInternalServerErr, toClient), closeErr(code, ""))
+	return true
+}
+
+// engineError returns what engineNotReady recorded: the engine's error and
+// its ray id, or empty strings.
+func (s *session) engineError() (string, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.notReady, s.notReadyRay
 }
 
 // lost records that l's peer vanished (no close frame) and returns the

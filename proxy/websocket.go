@@ -6,9 +6,11 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,18 +95,28 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet
 
 	if !hw.hijacked {
 		// websocketproxy answered with an error instead of upgrading.
-		e := upgradeFailure(dialErr, hw)
+		e := upgradeFailure(dialErr, hw, p.cfg.WebSocket.TransientErrors)
 		if t := s.term.Load(); t != nil {
 			// The gateway ended the session during the handshake
 			// (shutdown, say), which failed it: tell the client why.
 			e = terminationError(t)
 		}
-		if p.opts.OnUpstreamError != nil && (dialErr != nil || hw.status >= 500 || hw.status == 0) && s.term.Load() == nil {
+		if p.opts.OnUpstreamError != nil && (dialErr != nil || hw.status >= 500 || hw.status == 0 || errors.Is(e, rivet.ErrUpstreamUnavailable)) && s.term.Load() == nil {
 			p.opts.OnUpstreamError(r, e)
 		}
+		upstreamErr, _ := e.Metadata["upstream_error"].(string)
 		p.log.Warn("websocket upgrade failed", "intent", rt.Intent.String(), "actor", rt.ActorLabel(),
-			"upstream_status", hw.status, "error", errText(dialErr))
+			"upstream_status", hw.status, "upstream_error", upstreamErr, "upstream_ray_id", hw.Header().Get(rivet.HeaderRayID),
+			"error", errText(dialErr))
 		rivet.RejectWebSocket(w, r, e)
+	} else if code, ray := s.engineError(); code != "" {
+		// The engine closed the opening socket with a transient error,
+		// which the client got as guard.service_unavailable.
+		if p.opts.OnUpstreamError != nil {
+			p.opts.OnUpstreamError(r, rivet.ErrUpstreamUnavailable.With("upstream_error", code))
+		}
+		p.log.Warn("engine not ready: websocket closed with a retryable reason", "intent", rt.Intent.String(),
+			"actor", rt.ActorLabel(), "upstream_error", code, "upstream_ray_id", ray)
 	}
 	st := s.stats()
 	s.end()
@@ -121,12 +133,24 @@ func errText(err error) string {
 }
 
 // upgradeFailure turns what websocketproxy wrote instead of upgrading into
-// a RivetKit error: the engine's own error body when it sent one, otherwise
-// the cause of the failed dial.
-func upgradeFailure(dialErr error, hw *hijackWriter) *rivet.Error {
+// a RivetKit error: the engine's own error body when it sent one (an error
+// in transient, which only means the engine is not ready yet, becomes the
+// retryable guard.service_unavailable with the engine's code in metadata
+// upstream_error), otherwise the cause of the failed dial. The result
+// always has a group, a code and an error status (>= 400).
+func upgradeFailure(dialErr error, hw *hijackWriter, transient []string) *rivet.Error {
 	var body struct{ Group, Code, Message string }
-	if hw.status != 0 && hw.body.Len() > 0 && json.Unmarshal(hw.body.Bytes(), &body) == nil && body.Group != "" && body.Code != "" {
-		return &rivet.Error{Status: hw.status, Group: body.Group, Code: body.Code, Message: body.Message}
+	if hw.status != 0 && hw.body.Len() > 0 && json.Unmarshal(hw.body.Bytes(), &body) == nil &&
+		validErrorPart(body.Group) && validErrorPart(body.Code) {
+		if gc := body.Group + "." + body.Code; slices.Contains(transient, gc) {
+			return rivet.ErrUpstreamUnavailable.With("upstream_error", gc).With("upstream_status", hw.status)
+		}
+		status := hw.status
+		if status < 400 || status > 599 {
+			// An error body with a success status: the engine misbehaved.
+			status = http.StatusBadGateway
+		}
+		return &rivet.Error{Status: status, Group: body.Group, Code: body.Code, Message: body.Message}
 	}
 	if dialErr != nil {
 		return rivet.AsError(dialErr)
@@ -140,7 +164,8 @@ func upgradeFailure(dialErr error, hw *hijackWriter) *rivet.Error {
 // terminationError is the rejection for a session the gateway ended before
 // the client was upgraded: the reason it would have closed the socket with.
 func terminationError(t *termination) *rivet.Error {
-	group, code, _ := strings.Cut(t.toClient.Text, ".")
+	reason, _, _ := strings.Cut(t.toClient.Text, "#")
+	group, code, _ := strings.Cut(reason, ".")
 	return &rivet.Error{Status: http.StatusServiceUnavailable, Group: group, Code: code, Message: "Gateway closed the connection."}
 }
 
