@@ -568,9 +568,9 @@ func readGatewayStats(admin string) (gwStats, error) {
 	return st, nil
 }
 
-// fetchURL saves what url answers to path.
-func fetchURL(url, path string) error {
-	hc := &http.Client{Timeout: time.Minute}
+// fetchURL saves what url answers to path, waiting at most timeout.
+func fetchURL(url, path string, timeout time.Duration) error {
+	hc := &http.Client{Timeout: timeout}
 	res, err := hc.Get(url)
 	if err != nil {
 		return err
@@ -587,17 +587,5 @@ func fetchURL(url, path string) error {
 
 // fetchProfile saves the gateway's CPU profile over d to path.
 func fetchProfile(admin string, d time.Duration, path string) error {
-	hc := &http.Client{Timeout: d + 30*time.Second}
-	res, err := hc.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, int(d.Seconds())))
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(f, res.Body)
-	return err
+	return fetchURL(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, int(d.Seconds())), path, d+30*time.Second)
 }

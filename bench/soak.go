@@ -134,13 +134,11 @@ func (m *memResult) String() string {
 // divides the growth of its heap and stacks by n.
 func measureIdleMemory(ctx context.Context, e *env, n int, profileDir string, log io.Writer) (*memResult, error) {
 	n, note := maxConnsForFDs(n)
-	v := variants["hs256+claims"]
-	gw, err := e.startGateway(v)
+	gw, c, err := e.claimsGateway()
 	if err != nil {
 		return nil, err
 	}
 	defer gw.stop()
-	c := client{addr: gw.addr, token: e.token(v), wantParams: wantParams(v)}
 	// Warm the gateway's pools before the baseline.
 	warm, err := openConns(ctx, c, 16, 16)
 	if err != nil {
@@ -161,7 +159,7 @@ func measureIdleMemory(ctx context.Context, e *env, n int, profileDir string, lo
 	m.after, err = readGatewayStats(gw.admin)
 	if profileDir != "" {
 		for _, name := range []string{"heap", "goroutine"} {
-			if perr := fetchURL("http://"+gw.admin+"/debug/pprof/"+name, filepath.Join(profileDir, "idle-ws-"+name+".pprof")); perr != nil {
+			if perr := fetchURL("http://"+gw.admin+"/debug/pprof/"+name, filepath.Join(profileDir, "idle-ws-"+name+".pprof"), time.Minute); perr != nil {
 				fmt.Fprintln(log, "profile:", perr)
 			}
 		}
@@ -238,13 +236,11 @@ func runSoak(ctx context.Context, o options, log io.Writer) (*soakResult, error)
 func soak(ctx context.Context, e *env, o options, log io.Writer) (*soakResult, error) {
 	n, note := maxConnsForFDs(o.soakConns)
 	res := &soakResult{conns: n, requested: o.soakConns, note: note, duration: o.soakDuration}
-	v := variants["hs256+claims"]
-	gw, err := e.startGateway(v)
+	gw, c, err := e.claimsGateway()
 	if err != nil {
 		return nil, err
 	}
 	defer gw.stop()
-	c := client{addr: gw.addr, token: e.token(v), wantParams: wantParams(v)}
 	fmt.Fprintf(log, "soak: opening %d WebSockets ...\n", n)
 	t0 := time.Now()
 	conns, err := openConns(ctx, c, n, 64)
@@ -401,4 +397,15 @@ func (r *soakResult) fit(d time.Duration) {
 	}
 	r.mean = my
 	r.maxGrowth = max(0.10*my, 2<<20)
+}
+
+// claimsGateway starts a gateway with JWT HS256 + params from claims (the
+// configuration the memory and soak measurements use) and a client for it.
+func (e *env) claimsGateway() (*gateway, client, error) {
+	v := variants["hs256+claims"]
+	gw, err := e.startGateway(v)
+	if err != nil {
+		return nil, client{}, err
+	}
+	return gw, client{addr: gw.addr, token: e.token(v), wantParams: wantParams(v)}, nil
 }

@@ -21,7 +21,8 @@ import (
 // shape and never forwarded, and the gateway keeps serving. The real binary, server limits and
 // the real engine are covered by integration/badinput_test.go.
 
-// recordingEngine answers HTTP with 200 and echoes WebSocket messages, recording every request.
+// recordingEngine answers HTTP with 200 (and a ray id) and echoes WebSocket messages, recording
+// every request.
 type recordingEngine struct {
 	*httptest.Server
 	mu   sync.Mutex
@@ -48,6 +49,7 @@ func startRecordingEngine(t *testing.T) *recordingEngine {
 				}
 			}
 		}
+		w.Header().Set("X-Rivet-Ray-Id", "ray-from-engine")
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"output":1}`)
 	}))

@@ -22,33 +22,8 @@ import (
 const testAPIKey = "test-api-key-0123456789abcdef0123456789"
 
 // fakeEngine stands in for the Rivet Engine: HTTP requests get 200 with a
-// ray id, WebSockets echo every message.
-func fakeEngine(t *testing.T) *httptest.Server {
-	up := websocket.Upgrader{Subprotocols: []string{"rivet"}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if websocket.IsWebSocketUpgrade(r) {
-			c, err := up.Upgrade(w, r, nil)
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			for {
-				mt, msg, err := c.ReadMessage()
-				if err != nil {
-					return
-				}
-				if err := c.WriteMessage(mt, msg); err != nil {
-					return
-				}
-			}
-		}
-		w.Header().Set("X-Rivet-Ray-Id", "ray-from-engine")
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"output":1}`)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
+// ray id, WebSockets echo every message (see startRecordingEngine).
+func fakeEngine(t *testing.T) *httptest.Server { return startRecordingEngine(t).Server }
 
 func testGateway(t *testing.T, engineURL string, logw io.Writer) *Gateway {
 	t.Helper()

@@ -753,8 +753,7 @@ func startHangingServer(t *testing.T) net.Listener {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
+	var conns connSet
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -763,23 +762,37 @@ func startHangingServer(t *testing.T) net.Listener {
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
+			conns.add(c)
 			wg.Add(1)
 			go func() { defer wg.Done(); io.Copy(io.Discard, c) }()
 		}
 	}()
 	t.Cleanup(func() {
 		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
+		conns.closeAll()
 		wg.Wait()
 	})
 	return l
+}
+
+// connSet remembers connections so a cleanup can close them all.
+type connSet struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (s *connSet) add(cs ...net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conns = append(s.conns, cs...)
+}
+
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.Close()
+	}
 }
 
 // modalParamsService is a params service whose answer the test switches: ok ({"token":
@@ -948,13 +961,7 @@ func startFailover(t *testing.T, a, b *harness.Gateway) *failover {
 			}
 		}
 	}()
-	var connMu sync.Mutex
-	var conns []net.Conn
-	track := func(cs ...net.Conn) {
-		connMu.Lock()
-		conns = append(conns, cs...)
-		connMu.Unlock()
-	}
+	var conns connSet
 	go func() {
 		defer wg.Done()
 		for {
@@ -978,7 +985,7 @@ func startFailover(t *testing.T, a, b *harness.Gateway) *failover {
 				c.Close()
 				continue
 			}
-			track(c, up)
+			conns.add(c, up)
 			wg.Add(2)
 			pipe := func(dst, src net.Conn) {
 				defer wg.Done()
@@ -993,11 +1000,7 @@ func startFailover(t *testing.T, a, b *harness.Gateway) *failover {
 	t.Cleanup(func() {
 		close(stop)
 		l.Close()
-		connMu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		connMu.Unlock()
+		conns.closeAll()
 		wg.Wait()
 	})
 	return f
