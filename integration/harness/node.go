@@ -15,7 +15,7 @@ import (
 )
 
 // checksTimeout bounds one run of checks.mjs (which bounds each of its waits by TIMEOUT_MS,
-// default 10 s).
+// default 25 s).
 const checksTimeout = 90 * time.Second
 
 // CheckResult is one result line of checks.mjs.

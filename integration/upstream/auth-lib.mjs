@@ -11,8 +11,9 @@ import { ActorError } from "rivetkit/client";
 const writeResult = process.stdout.write.bind(process.stdout);
 process.stdout.write = process.stderr.write.bind(process.stderr);
 
-/** Bound of one wait (env TIMEOUT_MS, default 10 s). */
-export const timeoutMs = Number(process.env.TIMEOUT_MS || 10_000);
+/** Bound of one wait (env TIMEOUT_MS, default 25 s: engine 2.3.19 can take longer than its own 10 s
+ * route timeout to start a new actor under load). */
+export const timeoutMs = Number(process.env.TIMEOUT_MS || 25_000);
 
 export const json = (v) => JSON.stringify(v);
 

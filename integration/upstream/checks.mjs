@@ -21,7 +21,8 @@
 //                       client cannot set headers on WebSockets)
 //   EXPECT_ERROR        group.code expected by action-error-expected / connect-error-expected
 //   ACTION, ACTION_ARGS_JSON  action called by action-error-expected (default whoami, [])
-//   TIMEOUT_MS          bound of each single wait (default 10000)
+//   TIMEOUT_MS          bound of each single wait (default 25000: engine 2.3.19 can take longer than
+//                       its own 10 s route timeout to start a new actor under load)
 //   RUN_TIMEOUT_MS      bound of the whole run (default 85000, below the Go harness's 90 s)
 //   RIVET_TOKEN, RIVET_NAMESPACE  read by createClient itself (namespace token / namespace)
 import { ActorError, createClient } from "rivetkit/client";
@@ -54,7 +55,7 @@ if (!endpoint) {
 	process.exit(2);
 }
 const encoding = process.env.ENC || undefined;
-const timeoutMs = Number(process.env.TIMEOUT_MS || 10_000);
+const timeoutMs = Number(process.env.TIMEOUT_MS || 25_000);
 const runTimeoutMs = Number(process.env.RUN_TIMEOUT_MS || 85_000);
 const key = [process.env.KEY || `checks-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`];
 const params = parseJSONEnv("PARAMS_JSON", { token: "static-tok" });
