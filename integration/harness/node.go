@@ -57,6 +57,22 @@ func RunChecks(t testing.TB, endpoint string, env map[string]string, checks ...s
 	}
 	stdout, stderr, runErr := runNode(dir, []string{"checks.mjs"}, vars, checksTimeout)
 	results, summary := parseResults(stdout)
+	if again := engineSlowStarts(results); len(again) > 0 && runErr == nil {
+		// Once, and only for checks the engine failed while starting their
+		// new actor: each run uses fresh actor keys.
+		t.Logf("harness: rerunning %v: the engine timed out starting their actors (%s)", again, firstDetail(results, again[0]))
+		vars["CHECKS"] = strings.Join(again, ",")
+		var rerun []CheckResult
+		stdout, stderr, runErr = runNode(dir, []string{"checks.mjs"}, vars, checksTimeout)
+		rerun, summary = parseResults(stdout)
+		for i, r := range results {
+			for _, n := range rerun {
+				if n.Check == r.Check {
+					results[i] = n
+				}
+			}
+		}
+	}
 
 	var problems []string
 	for _, r := range results {
@@ -83,6 +99,30 @@ func RunChecks(t testing.TB, endpoint string, env map[string]string, checks ...s
 		}
 	}
 	return results
+}
+
+// engineSlowStarts returns the failed checks whose error is engine 2.3.19
+// giving up on starting a new actor (its 15 s route resolution or 10 s
+// actor-ready timeouts), which it does for tens of seconds at a time on a
+// loaded machine, whatever is in front of it.
+func engineSlowStarts(results []CheckResult) []string {
+	var out []string
+	for _, r := range results {
+		d := string(r.Detail)
+		if !r.OK && (strings.Contains(d, "route_resolve_query_timeout") || strings.Contains(d, `"code":"actor_ready_timeout"`)) {
+			out = append(out, r.Check)
+		}
+	}
+	return out
+}
+
+func firstDetail(results []CheckResult, check string) string {
+	for _, r := range results {
+		if r.Check == check {
+			return string(r.Detail)
+		}
+	}
+	return ""
 }
 
 // parseResults extracts the result lines and the "N passed, N failed" summary from the stdout
