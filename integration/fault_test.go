@@ -85,9 +85,12 @@ func TestFaultEngineRestartClients(t *testing.T) {
 			t.Errorf("connection %d: statuses %v, want no idle", i, s)
 		}
 	}
-	// The client's backoff here is 50 ms doubling to 500 ms.
-	if d := time.Since(back); d > 5*time.Second {
-		t.Errorf("connections back %v after the engine, want within the backoff", d)
+	// The client's backoff here is 50 ms doubling to 500 ms, so it retries
+	// at least every 500 ms until the engine has started the actors again:
+	// usually within a few seconds, but a loaded engine 2.3.19 can take its
+	// full 10 s actor-ready timeout, and then a second try, for an actor.
+	if d := time.Since(back); d > 25*time.Second {
+		t.Errorf("connections back %v after the engine, want within the engine's actor start plus the backoff", d)
 	}
 	t.Logf("all %d connections back %v after the engine; errors of the first: %s", conns, time.Since(back).Round(time.Millisecond), compactCodes(ws[0].log.errorCodes()))
 	waitMetric(t, gw.AdminURL, "rivet_gateway_websockets_open", conns)
@@ -155,8 +158,10 @@ func TestFaultEngineRestartJSClients(t *testing.T) {
 		if n, err := strconv.Atoi(strings.TrimPrefix(after, "svc-")); err != nil || int32(n) <= fetchesBefore {
 			t.Errorf("%s: params %v after the restart, want a token fetched after it", c.Key, c.After.Params)
 		}
-		if c.ReconnectedAfterMs == nil || *c.ReconnectedAfterMs > 10_000 {
-			t.Errorf("%s: reconnected %v ms after the engine was back, want within the backoff", c.Key, c.ReconnectedAfterMs)
+		// The backoff plus the engine's actor start (up to its 10 s
+		// actor-ready timeout, and a retry, when loaded).
+		if c.ReconnectedAfterMs == nil || *c.ReconnectedAfterMs > 25_000 {
+			t.Errorf("%s: reconnected %v ms after the engine was back, want within the engine's actor start plus the backoff", c.Key, c.ReconnectedAfterMs)
 		}
 		var codes []string
 		for _, e := range c.Errors {
