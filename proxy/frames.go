@@ -37,6 +37,8 @@ type frameParser struct {
 	hn, hdl int // header bytes collected, header length (0 until known)
 
 	inPayload bool
+	hlen      int    // header length of the frame in progress
+	plen      uint64 // its payload length
 	remain    uint64
 	opcode    byte
 	fin       bool
@@ -63,6 +65,9 @@ type frameParser struct {
 	// an earlier call). Bytes before it reached the peer's reader before
 	// the close did, so a leg can hold the close back and pass on the rest.
 	closeStart int
+	// closeEnd is set with closeStart: the offset in that p just past the
+	// close frame. Nothing after it is relayed: the peer has closed.
+	closeEnd int
 
 	// dataSeen is set once a data frame has started: the peer has sent
 	// more than control frames.
@@ -72,6 +77,33 @@ type frameParser struct {
 	// offending frame's header. Feeding p[resume:] next keeps the parser in
 	// step with the stream (to find a later close frame, say).
 	resume int
+}
+
+// skipHead consumes the HTTP head at the start of p while handshake is
+// set, and returns how many bytes of p belonged to it: what follows is the
+// WebSocket stream (or, for a refused upgrade, the response body).
+func (f *frameParser) skipHead(p []byte) int {
+	i := 0
+	for i < len(p) && f.handshake {
+		c := p[i]
+		i++
+		if f.headN >= 9 && f.headN < 12 { // "HTTP/1.1 101"
+			f.status[f.headN-9] = c
+		}
+		f.headN++
+		switch {
+		case c == "\r\n\r\n"[f.crlf]:
+			f.crlf++
+			if f.crlf == 4 {
+				f.handshake = false
+			}
+		case c == '\r':
+			f.crlf = 1
+		default:
+			f.crlf = 0
+		}
+	}
+	return i
 }
 
 // switched reports whether the HTTP head skipped was a 101 response: what
@@ -86,6 +118,15 @@ func (f *frameParser) atBoundary() bool {
 	return !f.handshake && !f.inPayload && f.hn == 0
 }
 
+// partial returns how many bytes of an unfinished frame the parser has
+// consumed: 0 between frames.
+func (f *frameParser) partial() int {
+	if f.inPayload {
+		return f.hlen + int(f.plen-f.remain)
+	}
+	return f.hn
+}
+
 // feed consumes p. It returns len(p) and nil, or, when a data frame would
 // take its message past the limit, the offset in p where that frame began
 // (0 if it began in an earlier call) and errMessageTooBig; then the parser
@@ -95,25 +136,7 @@ func (f *frameParser) feed(p []byte) (int, error) {
 	frameStart := 0
 	for i < len(p) {
 		if f.handshake {
-			for i < len(p) && f.handshake {
-				c := p[i]
-				i++
-				if f.headN >= 9 && f.headN < 12 { // "HTTP/1.1 101"
-					f.status[f.headN-9] = c
-				}
-				f.headN++
-				switch {
-				case c == "\r\n\r\n"[f.crlf]:
-					f.crlf++
-					if f.crlf == 4 {
-						f.handshake = false
-					}
-				case c == '\r':
-					f.crlf = 1
-				default:
-					f.crlf = 0
-				}
-			}
+			i += f.skipHead(p[i:])
 			frameStart = i
 			continue
 		}
@@ -146,7 +169,7 @@ func (f *frameParser) feed(p []byte) (int, error) {
 				return frameStart, err
 			}
 			if f.remain == 0 {
-				f.endFrame(frameStart)
+				f.endFrame(frameStart, i)
 			}
 			continue
 		}
@@ -169,7 +192,7 @@ func (f *frameParser) feed(p []byte) (int, error) {
 		i += k
 		f.remain -= uint64(k)
 		if f.remain == 0 {
-			f.endFrame(frameStart)
+			f.endFrame(frameStart, i)
 		}
 	}
 	return len(p), nil
@@ -197,6 +220,7 @@ func (f *frameParser) startFrame() error {
 	}
 	f.maskPos = 0
 	f.ctlN = 0
+	f.hlen, f.plen = f.hdl, n
 	f.remain = n
 	f.inPayload = n > 0
 	f.hn, f.hdl = 0, 0
@@ -216,8 +240,8 @@ func (f *frameParser) startFrame() error {
 }
 
 // endFrame completes the current frame, which began at offset start of the
-// chunk being fed (0 if in an earlier one).
-func (f *frameParser) endFrame(start int) {
+// chunk being fed (0 if in an earlier one) and ends at offset end.
+func (f *frameParser) endFrame(start, end int) {
 	f.inPayload = false
 	switch {
 	case !isControl(f.opcode):
@@ -228,6 +252,7 @@ func (f *frameParser) endFrame(start int) {
 	case f.opcode == opClose:
 		f.closeSeen = true
 		f.closeStart = start
+		f.closeEnd = end
 		f.closeCode = 1005 // no status received
 		f.closeReason = ""
 		if f.ctlN >= 2 {
