@@ -125,19 +125,14 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	if check == nil {
 		check = sameOrigin
 	}
-	// Memory per idle WebSocket: write buffers come from a pool shared by
-	// both legs of every session (held only while a message is written),
-	// and the client leg reads through net/http's own 4 KiB reader, which
-	// the hijacked connection keeps anyway, unless a larger buffer is
-	// configured.
+	// gorilla's connections live for the handshake only (the legs detach
+	// from them at the client's 101, see legConn): the upgrader reuses the
+	// hijacked reader and both take write buffers from a shared pool, so
+	// a handshake allocates little and nothing of it stays.
 	wpool := writeBufferPool(cfg.WebSocket.BufferSize)
-	clientReadBuffer := cfg.WebSocket.BufferSize
-	if clientReadBuffer <= serverReadBufferSize {
-		clientReadBuffer = 0 // reuse the hijacked bufio.Reader
-	}
 	p.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.WebSocket.HandshakeTimeout,
-		ReadBufferSize:   clientReadBuffer,
+		ReadBufferSize:   0, // reuse the hijacked bufio.Reader
 		WriteBufferSize:  cfg.WebSocket.BufferSize,
 		WriteBufferPool:  wpool,
 		CheckOrigin:      check,
@@ -424,10 +419,6 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 
 func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
-
-// serverReadBufferSize is the size of the bufio.Reader net/http reads a
-// request with, which a hijacked connection hands over.
-const serverReadBufferSize = 4096
 
 // wsBufferPools are the WebSocket write buffer pools, one per buffer size,
 // shared by every Proxy (a reload builds a new Proxy; buffers carry over).

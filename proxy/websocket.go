@@ -244,9 +244,9 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	h.hijacked = true
 	l := newLeg(c, h.s, false, h.s.p.cfg.WebSocket.ReadLimit)
 	h.s.attach(l)
-	// gorilla reads and writes through the returned conn once it has its
-	// own buffers (non-zero buffer sizes); the hijacked reader must be
-	// empty, which gorilla checks.
+	// Nothing the client sent can be lost to the relay: gorilla refuses a
+	// hijacked reader holding bytes (a client may not send frames before
+	// its 101), and resets the reader onto l before using it.
 	return l, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(l, 64)), nil
 }
 
