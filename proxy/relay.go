@@ -13,7 +13,10 @@ import (
 // per direction copies raw frame bytes from one leg to the other, so client
 // frames go upstream still masked with the client's key and the engine's
 // go to the client unmasked. An idle direction waits in the runtime's
-// poller without a buffer (legConn.read), on a shallow stack.
+// poller without a buffer (legConn.read), on a shallow stack. Control
+// frames pass through like the rest: a peer's ping is answered by the
+// other peer, and the pongs answering the gateway's keepalive pings reach
+// the other peer as unsolicited pongs, which RFC 6455 (5.5.3) allows.
 //
 // Each direction ends once its source has sent a close frame (relayed, and
 // answered by the other peer through the other direction), vanished, or,

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"github.com/rivet-gateway/rivet-gateway/rivet"
 	"net/http"
 	"slices"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/rivet-gateway/rivet-gateway/rivet"
 )
 
 // Close codes and reasons the gateway uses on proxied WebSockets. The
