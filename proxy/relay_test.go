@@ -3,10 +3,12 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -212,4 +214,113 @@ func TestWebSocketFrameBehindThe101(t *testing.T) {
 		t.Fatalf("first message: got %q %v, want the Init", msg, err)
 	}
 	_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(wait))
+}
+
+// recordingConn is a net.Conn that records what is written to it.
+type recordingConn struct {
+	net.Conn
+	out    bytes.Buffer
+	writes int
+	last   int // length of the last write
+}
+
+func (c *recordingConn) Write(p []byte) (int, error) {
+	c.writes++
+	c.last = len(p)
+	return c.out.Write(p)
+}
+func (c *recordingConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *recordingConn) SetReadDeadline(time.Time) error  { return nil }
+
+// relayChunks feeds data, cut at cuts, through one relay direction from
+// src (the engine's leg when fromEngine) and returns what reached dst.
+func relayChunks(t testing.TB, data []byte, cuts []int, fromEngine bool, limit int64) ([]byte, *pump) {
+	t.Helper()
+	cfg := testConfig("http://127.0.0.1:1")
+	s := &session{p: &Proxy{cfg: cfg, log: slog.New(slog.DiscardHandler)}, start: time.Now(), done: make(chan struct{})}
+	out := &recordingConn{}
+	src := newLeg(&recordingConn{}, s, fromEngine, limit)
+	dst := newLeg(out, s, !fromEngine, 0)
+	src.rp.handshake, dst.wp.handshake = false, false
+	p := &pump{s: s, src: src, dst: dst}
+	p.hold = p.holdBuf[:0]
+	t.Cleanup(s.end) // the backstop timer of a terminated session
+	start := 0
+	for _, end := range cuts {
+		if p.state == pumpDone {
+			break
+		}
+		p.chunk(data[start:end])
+		start = end
+	}
+	return out.out.Bytes(), p
+}
+
+// TestRelayPassesStreams: whatever the chunking, the relay writes exactly
+// the frames it read, no byte more or less, in order: data frames at once,
+// and, from an engine whose socket is still opening, each control frame
+// once it is complete.
+func TestRelayPassesStreams(t *testing.T) {
+	big := bytes.Repeat([]byte("b"), 70000)
+	for _, tc := range []struct {
+		name   string
+		frames []frameSpec
+	}{
+		{"pings then data", []frameSpec{{op: opPing, fin: true, payload: []byte("p")}, {op: opPong, fin: true}, {op: opText, fin: true, payload: []byte("init")}, {op: opBinary, fin: true, payload: big}}},
+		{"fragments and control between", []frameSpec{{op: opText, payload: []byte("he")}, {op: opPing, fin: true, payload: bytes.Repeat([]byte("x"), 125)}, {op: opContinuation, fin: true, payload: []byte("llo")}}},
+		{"16-bit lengths", []frameSpec{{op: opBinary, fin: true, payload: bytes.Repeat([]byte("z"), 300)}, {op: opText, fin: true}}},
+		{"close last", []frameSpec{{op: opPong, fin: true, payload: []byte("q")}, {op: opText, fin: true, payload: []byte("bye")}, {op: opClose, fin: true, payload: closePayload(1000, "done")}}},
+	} {
+		for _, fromEngine := range []bool{true, false} {
+			frames := slices.Clone(tc.frames)
+			for i := range frames {
+				frames[i].masked = !fromEngine
+			}
+			st := buildStream("", frames, 5)
+			for how, cuts := range chunkings(len(st.data), 9) {
+				got, p := relayChunks(t, st.data, cuts, fromEngine, 0)
+				if !bytes.Equal(got, st.data) {
+					t.Fatalf("%s (engine %v) %s: relayed %d bytes, want the %d read", tc.name, fromEngine, how, len(got), len(st.data))
+				}
+				if len(p.hold) != 0 || p.dst.midFrame() {
+					t.Fatalf("%s (engine %v) %s: %d bytes held, dst mid-frame %v", tc.name, fromEngine, how, len(p.hold), p.dst.midFrame())
+				}
+			}
+		}
+	}
+}
+
+// FuzzRelay: whatever bytes a peer sends, in whatever chunks, the relay
+// never panics, holds back at most one control frame, and writes to the
+// other peer only a prefix of what it read, followed at most by the
+// gateway's own close frame (after a refused message or an engine that
+// was not ready).
+func FuzzRelay(f *testing.F) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	f.Add(appendFrame(nil, frameSpec{op: opText, fin: true, payload: []byte("hi")}, rnd), uint64(1), true, int64(0))
+	f.Add(slices.Concat(frame(opPing, []byte("p")), closeFrame(1011, noRunner+"#"+ray)), uint64(2), true, int64(0))
+	f.Add(appendFrame(nil, frameSpec{op: opBinary, fin: true, payload: make([]byte, 300), masked: true}, rnd), uint64(3), false, int64(100))
+	f.Add([]byte{0x89, 0xfe, 0x01, 0x00, 0x01}, uint64(4), true, int64(0))
+	f.Fuzz(func(t *testing.T, data []byte, seed uint64, fromEngine bool, limit int64) {
+		if limit < 0 {
+			limit = -limit
+		}
+		var cuts []int
+		r := rand.New(rand.NewPCG(seed, 3))
+		for at := 0; at < len(data); {
+			at = min(len(data), at+1+r.IntN(8))
+			cuts = append(cuts, at)
+		}
+		got, p := relayChunks(t, data, cuts, fromEngine, limit)
+		if len(p.hold) > holdMax {
+			t.Fatalf("holding %d bytes", len(p.hold))
+		}
+		rec := p.dst.Conn.(*recordingConn)
+		if p.s.term.Load() != nil && p.dst.sentCode.Load() != 0 && rec.writes > 0 {
+			got = got[:len(got)-rec.last] // the gateway's close
+		}
+		if !bytes.HasPrefix(data, got) {
+			t.Fatalf("relayed %x, not a prefix of %x", got, data)
+		}
+	})
 }
