@@ -37,8 +37,7 @@ type frameParser struct {
 	hn, hdl int // header bytes collected, header length (0 until known)
 
 	inPayload bool
-	hlen      int    // header length of the frame in progress
-	plen      uint64 // its payload length
+	plen      uint64 // payload length of the frame in progress
 	remain    uint64
 	opcode    byte
 	fin       bool
@@ -60,15 +59,6 @@ type frameParser struct {
 	closeSeen   bool
 	closeCode   int
 	closeReason string
-	// closeStart is set when a close frame ends: the offset, in the p of
-	// the feed call that ended it, where that frame began (0 if it began in
-	// an earlier call). Bytes before it reached the peer's reader before
-	// the close did, so a leg can hold the close back and pass on the rest.
-	closeStart int
-	// closeEnd is set with closeStart: the offset in that p just past the
-	// close frame. Nothing after it is relayed: the peer has closed.
-	closeEnd int
-
 	// dataSeen is set once a data frame has started: the peer has sent
 	// more than control frames.
 	dataSeen bool
@@ -118,20 +108,18 @@ func (f *frameParser) atBoundary() bool {
 	return !f.handshake && !f.inPayload && f.hn == 0
 }
 
-// partial returns how many bytes of an unfinished frame the parser has
-// consumed: 0 between frames.
-func (f *frameParser) partial() int {
-	if f.inPayload {
-		return f.hlen + int(f.plen-f.remain)
-	}
-	return f.hn
-}
-
 // feed consumes p. It returns len(p) and nil, or, when a data frame would
 // take its message past the limit, the offset in p where that frame began
 // (0 if it began in an earlier call) and errMessageTooBig; then the parser
 // has read the frame's header, up to p[resume], and not counted the frame.
-func (f *frameParser) feed(p []byte) (int, error) {
+func (f *frameParser) feed(p []byte) (int, error) { return f.scan(p, false) }
+
+// feedFrame is feed, but stops just past the end of the frame in progress
+// (or, between frames, of the next one): the relay decides frame by frame
+// what it passes on. The frame has ended when the parser is atBoundary.
+func (f *frameParser) feedFrame(p []byte) (int, error) { return f.scan(p, true) }
+
+func (f *frameParser) scan(p []byte, stop bool) (int, error) {
 	i := 0
 	frameStart := 0
 	for i < len(p) {
@@ -169,7 +157,10 @@ func (f *frameParser) feed(p []byte) (int, error) {
 				return frameStart, err
 			}
 			if f.remain == 0 {
-				f.endFrame(frameStart, i)
+				f.endFrame()
+				if stop {
+					return i, nil
+				}
 			}
 			continue
 		}
@@ -192,7 +183,10 @@ func (f *frameParser) feed(p []byte) (int, error) {
 		i += k
 		f.remain -= uint64(k)
 		if f.remain == 0 {
-			f.endFrame(frameStart, i)
+			f.endFrame()
+			if stop {
+				return i, nil
+			}
 		}
 	}
 	return len(p), nil
@@ -220,7 +214,7 @@ func (f *frameParser) startFrame() error {
 	}
 	f.maskPos = 0
 	f.ctlN = 0
-	f.hlen, f.plen = f.hdl, n
+	f.plen = n
 	f.remain = n
 	f.inPayload = n > 0
 	f.hn, f.hdl = 0, 0
@@ -239,9 +233,8 @@ func (f *frameParser) startFrame() error {
 	return nil
 }
 
-// endFrame completes the current frame, which began at offset start of the
-// chunk being fed (0 if in an earlier one) and ends at offset end.
-func (f *frameParser) endFrame(start, end int) {
+// endFrame completes the current frame.
+func (f *frameParser) endFrame() {
 	f.inPayload = false
 	switch {
 	case !isControl(f.opcode):
@@ -251,8 +244,6 @@ func (f *frameParser) endFrame(start, end int) {
 		}
 	case f.opcode == opClose:
 		f.closeSeen = true
-		f.closeStart = start
-		f.closeEnd = end
 		f.closeCode = 1005 // no status received
 		f.closeReason = ""
 		if f.ctlN >= 2 {

@@ -295,12 +295,26 @@ func (l *legConn) ping(timeout time.Duration) bool {
 	if !l.wp.atBoundary() || l.wp.closeSeen {
 		return false
 	}
-	var buf [6]byte
-	frame := appendControlFrame(buf[:0], opPing, nil, l.isUpstream, maskKey(l.isUpstream))
+	var buf [6 + len(keepalivePayload)]byte
+	frame := appendControlFrame(buf[:0], opPing, keepalivePayload[:], l.isUpstream, maskKey(l.isUpstream))
 	_ = l.Conn.SetWriteDeadline(time.Now().Add(timeout))
 	_, err := l.Conn.Write(frame)
 	_ = l.Conn.SetWriteDeadline(time.Time{})
 	return err == nil
+}
+
+// keepalivePayload is what the gateway's keepalive pings carry, random
+// per process: the relay recognizes the pongs answering them and does not
+// pass them on.
+var keepalivePayload = func() (b [8]byte) {
+	_, _ = rand.Read(b[:])
+	return b
+}()
+
+// isKeepalivePong reports whether the pong f has just parsed answers a
+// keepalive ping.
+func isKeepalivePong(f *frameParser) bool {
+	return f.ctlN == len(keepalivePayload) && [8]byte(f.ctl[:8]) == keepalivePayload
 }
 
 // forceClose closes the connection without a handshake.

@@ -13,10 +13,9 @@ import (
 // per direction copies raw frame bytes from one leg to the other, so client
 // frames go upstream still masked with the client's key and the engine's
 // go to the client unmasked. An idle direction waits in the runtime's
-// poller without a buffer (legConn.read), on a shallow stack. Control
-// frames pass through like the rest: a peer's ping is answered by the
-// other peer, and the pongs answering the gateway's keepalive pings reach
-// the other peer as unsolicited pongs, which RFC 6455 (5.5.3) allows.
+// poller without a buffer (legConn.read), on a shallow stack. A peer's
+// ping goes through and is answered by the other peer; the pongs answering
+// the gateway's own keepalive pings stop at the gateway.
 //
 // Each direction ends once its source has sent a close frame (relayed, and
 // answered by the other peer through the other direction), vanished, or,
@@ -44,9 +43,9 @@ type pump struct {
 
 	// hold is the start of a frame read from src but not yet relayed: a
 	// header not yet complete (so that a frame refused at its header, over
-	// the read limit, never reaches dst in part), and, on the engine's side
-	// while the socket is opening (no data frame yet), a whole control
-	// frame (so that an engine-not-ready close can be held back).
+	// the read limit, never reaches dst in part), or a control frame not
+	// yet complete (so that the relay can keep it back: an engine's
+	// not-ready close, a pong answering the gateway's ping).
 	hold    []byte
 	holdBuf [holdMax]byte
 }
@@ -126,87 +125,98 @@ func (p *pump) chunk(b []byte) {
 	}
 }
 
-// relay parses b and sends it on, holding back what hold describes.
+// relay parses b frame by frame and sends it on, in one write when it
+// can. What is not passed on: a header not yet complete and a control
+// frame not yet complete (both held until they are, see hold), a message
+// over the read limit, the pongs answering the gateway's own keepalive
+// pings (they concern the gateway alone), and an engine's not-ready close.
 func (p *pump) relay(b []byte) {
 	src := p.src
-	ok, err := src.rp.feed(b)
-	src.msgs.Store(src.rp.messages)
-	src.bytes.Store(src.rp.bytes)
-	if err != nil {
-		// Over the read limit: nothing from the offending frame on is
-		// relayed or counted; the parser follows the rest of the stream
-		// to see the peer's close.
-		p.passUpTo(b, ok)
-		src.follow(b[src.rp.resume:])
-		p.s.tooBig(src)
-		p.terminate()
-		return
-	}
-	if src.rp.closeSeen {
-		src.sawClose()
-		if src.isUpstream && src.rp.switched() && !src.rp.dataSeen && p.s.engineNotReady(src.rp.closeCode, src.rp.closeReason) {
-			// The engine refused the socket while it was opening with an
-			// error that only means "not ready yet": its close is held
-			// back, what came before it passed on, and the client gets
-			// the retryable close instead.
-			p.passUpTo(b, src.rp.closeStart)
+	run, i := 0, 0 // b[run:i] is passed on at the next write
+	for i < len(b) && p.state == relaying {
+		n, err := src.rp.feedFrame(b[i:])
+		src.msgs.Store(src.rp.messages)
+		src.bytes.Store(src.rp.bytes)
+		if err != nil {
+			// Over the read limit: nothing from the offending frame on
+			// (it began at b[i], or in hold) is relayed or counted; the
+			// parser follows the rest of the stream to see the peer's
+			// close.
+			p.flush(b[run:i])
+			p.hold = p.hold[:0]
+			src.follow(b[i+src.rp.resume:])
+			p.s.tooBig(src)
 			p.terminate()
 			return
 		}
-		// The peer closed: relay its close; the other peer answers
-		// through the other direction.
-		p.pass(b[:src.rp.closeEnd], 0)
-		p.state = pumpDone
-		return
-	}
-	keep := 0
-	switch {
-	case !src.rp.inPayload:
-		keep = src.rp.hn // a header in progress
-	case src.isUpstream && !src.rp.dataSeen && isControl(src.rp.opcode) && src.rp.plen <= 125:
-		keep = src.rp.partial()
-	}
-	p.pass(b, keep)
-}
-
-// pass writes hold and b to dst but for the last keep bytes, which become
-// the new hold (they are the start of the frame in progress).
-func (p *pump) pass(b []byte, keep int) {
-	total := len(p.hold) + len(b)
-	if w := total - keep; w > 0 {
-		if len(p.hold) > 0 {
-			if !p.send(p.hold[:min(w, len(p.hold))]) {
+		seg := b[i : i+n]
+		i += n
+		// A whole control frame (at most 125 bytes of payload) is held
+		// until complete, and so is a header.
+		held := !src.rp.inPayload || isControl(src.rp.opcode) && src.rp.plen <= 125
+		if !src.rp.atBoundary() {
+			// The frame goes on in the next chunk: seg ends b.
+			if held {
+				p.flush(b[run : i-n])
+				p.hold = append(p.hold, seg...)
+				run = i
+			}
+			break
+		}
+		switch {
+		case src.rp.opcode == opClose:
+			src.sawClose()
+			if src.isUpstream && src.rp.switched() && !src.rp.dataSeen && src.rp.plen <= 125 &&
+				p.s.engineNotReady(src.rp.closeCode, src.rp.closeReason) {
+				// The engine refused the socket while it was opening with
+				// an error that only means "not ready yet": its close is
+				// held back, what came before it passed on, and the
+				// client gets the retryable close instead.
+				p.flush(b[run : i-n])
+				p.hold = p.hold[:0]
+				p.terminate()
 				return
 			}
-		}
-		if w > len(p.hold) && !p.send(b[:w-len(p.hold)]) {
+			// The peer closed: relay its close (nothing after it); the
+			// other peer answers through the other direction.
+			p.flush(b[run:i])
+			if p.state == relaying {
+				p.state = pumpDone
+			}
 			return
+		case src.rp.opcode == opPong && isKeepalivePong(&src.rp):
+			p.flush(b[run : i-n])
+			p.hold = p.hold[:0]
+			run = i
 		}
 	}
-	if keep == 0 {
-		p.hold = p.hold[:0]
-		return
+	if p.state == relaying {
+		p.flush(b[run:i])
 	}
-	// The kept bytes are the tail of hold+b.
-	var tail [holdMax]byte
-	t := tail[:0]
-	if keep > len(b) {
-		t = append(t, p.hold[len(p.hold)-(keep-len(b)):]...)
-		t = append(t, b...)
-	} else {
-		t = append(t, b[len(b)-keep:]...)
+	if p.state == draining {
+		p.drain(b[i:]) // dst failed: src is followed until its close
 	}
-	p.hold = append(p.holdBuf[:0], t...)
 }
 
-// passUpTo relays what came before a frame that is not relayed, which
-// began at offset at of b, or in an earlier chunk (at == 0), in which case
-// hold is its start.
-func (p *pump) passUpTo(b []byte, at int) {
-	if at > 0 {
-		p.pass(b[:at], 0)
+// flush writes hold, then b, to dst, when b is not empty: b holds whole
+// frames but for its first, whose start hold is (if not empty), and its
+// last, which may go on. With b empty, hold stays: it is a frame not yet
+// complete, or one the caller drops.
+func (p *pump) flush(b []byte) {
+	switch {
+	case len(b) == 0:
+	case len(p.hold) == 0:
+		p.send(b)
+	case len(p.hold)+len(b) <= holdMax:
+		p.hold = append(p.hold, b...)
+		p.send(p.hold)
+		p.hold = p.hold[:0]
+	default:
+		if p.send(p.hold) {
+			p.send(b)
+		}
+		p.hold = p.hold[:0]
 	}
-	p.hold = p.hold[:0]
 }
 
 // forward relays b, part of the frame in progress, counting it.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -323,4 +324,63 @@ func FuzzRelay(f *testing.F) {
 			t.Fatalf("relayed %x, not a prefix of %x", got, data)
 		}
 	})
+}
+
+// TestWebSocketPingsAndPongs: the pongs answering the gateway's keepalive
+// pings stop at the gateway; a peer's own ping goes through and the other
+// peer's pong comes back to it.
+func TestWebSocketPingsAndPongs(t *testing.T) {
+	checkGoroutines(t)
+	upPings := make(chan struct{}, 100)
+	upPongs := make(chan string, 100)
+	upEnd := make(chan error, 1)
+	up := newWSUpstream(t, func(c *websocket.Conn, r *http.Request) {
+		pingCounter(c, upPings)
+		c.SetPongHandler(func(data string) error { upPongs <- data; return nil })
+		upEnd <- echo(c)
+	})
+	cfg := testConfig(up.URL)
+	cfg.WebSocket.PingInterval = 30 * time.Millisecond
+	cfg.WebSocket.PongTimeout = 200 * time.Millisecond
+	_, front := startProxy(t, cfg, Options{})
+	c := mustDialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+	clientPings := make(chan struct{}, 100)
+	clientPongs := make(chan string, 100)
+	pingCounter(c, clientPings)
+	c.SetPongHandler(func(data string) error { clientPongs <- data; return nil })
+	msgs := make(chan []byte, 1)
+	go func() {
+		for {
+			_, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			msgs <- msg
+		}
+	}()
+	for i := range 3 {
+		recv(t, clientPings, "keepalive ping "+strconv.Itoa(i+1)+" to the client")
+		recv(t, upPings, "keepalive ping "+strconv.Itoa(i+1)+" to the upstream")
+	}
+	if err := c.WriteControl(websocket.PingMessage, []byte("client's"), time.Now().Add(wait)); err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, clientPongs, "the pong to the client's ping"); got != "client's" {
+		t.Errorf("client got pong %q, want its own ping's", got)
+	}
+	// A message round trip after the keepalive pongs: any leaked pong
+	// would have arrived before the echo.
+	if err := c.WriteMessage(websocket.TextMessage, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, msgs, "the echo")
+	select {
+	case p := <-clientPongs:
+		t.Errorf("client got a pong it did not ask for: %q", p)
+	case p := <-upPongs:
+		t.Errorf("upstream got a pong it did not ask for: %q", p)
+	default:
+	}
+	_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(wait))
+	recv(t, upEnd, "the upstream to end")
 }
