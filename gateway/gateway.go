@@ -184,6 +184,7 @@ func (g *Gateway) build(cfg Config, prev *runtime) (_ *runtime, err error) {
 			CheckOrigin:     func(r *http.Request) bool { return g.live.Load().cors.CheckOrigin(r) },
 			StripCORS:       cors.StripUpstream,
 			SessionDeadline: func(r *http.Request) time.Time { return g.live.Load().auth.SessionDeadline(r) },
+			OnWebSocketOpen: metrics.NoteWebSocketOpen,
 			OnWebSocketEnd:  metrics.NoteWebSocket,
 			OnUpstream:      metrics.NoteUpstream,
 			OnUpstreamError: metrics.NoteUpstreamError,

@@ -9,6 +9,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/rivet-gateway/rivet-gateway/authn"
@@ -17,14 +18,48 @@ import (
 )
 
 // record is what the inner layers tell Middleware about a request. The
-// chain runs in the request's goroutine (the proxy's WebSocket session
-// included), so it needs no lock.
+// chain runs in the request's goroutine, except that a proxied WebSocket
+// outlives the handler: its end (NoteWebSocket, and NoteUpstreamError
+// before it) comes from the proxy's relay goroutine. So the observation of
+// a request is handed off under mu: whichever comes second, the handler's
+// return or NoteWebSocket of a socket announced open, makes it.
 type record struct {
 	route      *rivet.Route
 	id         *authn.Identity
-	ws         *proxy.Stats
 	upstreamAt time.Time // when the proxy contacted the engine, zero if it did not
 	upstreamEr string    // kind of upstream failure, "" if none
+
+	mu     sync.Mutex
+	ws     *proxy.Stats
+	wsOpen bool         // NoteWebSocketOpen: the socket outlives the handler
+	later  *observation // left by the handler's return for NoteWebSocket
+}
+
+// observation is what Middleware knows of a request once its handler has
+// returned. It keeps no ResponseWriter: after the handler returns, Echo
+// and net/http reuse or free theirs.
+type observation struct {
+	m        *Metrics
+	al       *AccessLog
+	r        *http.Request
+	start    time.Time
+	status   int
+	bytes    int64
+	rayID    string
+	hijacked bool
+}
+
+// finish counts the request (or WebSocket) and writes its access-log
+// line; the duration runs from the request's start to now, the
+// WebSocket's end for an upgraded one.
+func (o *observation) finish(rec *record, ws *proxy.Stats) {
+	d := time.Since(o.start)
+	if ws != nil && !o.hijacked {
+		ws = nil // the upgrade failed and was answered over HTTP
+	}
+	o.m.observeRequest(rec.route, o.status, d, ws)
+	o.m.observeUpstream(rec, o.start)
+	o.al.write(o, rec, ws, d)
 }
 
 type recordKey struct{}
@@ -53,10 +88,30 @@ func Note(next http.Handler) http.Handler {
 }
 
 // NoteWebSocket hands a finished WebSocket's stats to Middleware
-// (proxy.Options.OnWebSocketEnd).
+// (proxy.Options.OnWebSocketEnd). For a socket that outlived its handler,
+// it is what counts and logs it.
 func NoteWebSocket(r *http.Request, st proxy.Stats) {
+	rec := recordFrom(r.Context())
+	if rec == nil {
+		return
+	}
+	rec.mu.Lock()
+	rec.ws = &st
+	o := rec.later
+	rec.mu.Unlock()
+	if o != nil {
+		o.finish(rec, &st)
+	}
+}
+
+// NoteWebSocketOpen tells Middleware that r's WebSocket stays open after
+// the handler returns, so it waits for NoteWebSocket
+// (proxy.Options.OnWebSocketOpen).
+func NoteWebSocketOpen(r *http.Request) {
 	if rec := recordFrom(r.Context()); rec != nil {
-		rec.ws = &st
+		rec.mu.Lock()
+		rec.wsOpen = true
+		rec.mu.Unlock()
 	}
 }
 
@@ -110,22 +165,24 @@ func Middleware(m *Metrics, al *AccessLog, next http.Handler) http.Handler {
 		rec := &record{}
 		rw := &responseRecorder{ResponseWriter: w}
 		next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), recordKey{}, rec)))
-		d := time.Since(start)
-		status := rw.status
-		if status == 0 {
-			status = http.StatusOK // nothing written: net/http answers 200
+		o := &observation{m: m, al: al, r: r, start: start, status: rw.status, bytes: rw.bytes, rayID: rw.rayID, hijacked: rw.hijacked}
+		if o.status == 0 {
+			o.status = http.StatusOK // nothing written: net/http answers 200
+		}
+		rec.mu.Lock()
+		if rec.wsOpen && rec.ws == nil {
+			rec.later = o // the WebSocket is still open: NoteWebSocket finishes
+			rec.mu.Unlock()
+			return
 		}
 		ws := rec.ws
-		if ws != nil && !rw.hijacked {
-			ws = nil // the upgrade failed and was answered over HTTP
-		}
-		m.observeRequest(rec.route, status, d, ws)
-		m.observeUpstream(rec, start)
-		al.write(r, rec, rw, status, d, ws)
+		rec.mu.Unlock()
+		o.finish(rec, ws)
 	})
 }
 
-func (al *AccessLog) write(r *http.Request, rec *record, rw *responseRecorder, status int, d time.Duration, ws *proxy.Stats) {
+func (al *AccessLog) write(o *observation, rec *record, ws *proxy.Stats, d time.Duration) {
+	r, status := o.r, o.status
 	if al == nil || !al.log.Enabled(r.Context(), al.level) {
 		return
 	}
@@ -140,7 +197,7 @@ func (al *AccessLog) write(r *http.Request, rec *record, rw *responseRecorder, s
 	if ok && al.sample < 1 && mrand.Float64() >= al.sample {
 		return
 	}
-	ray := rw.rayID
+	ray := o.rayID
 	if ray == "" {
 		ray = newRayID()
 	}
@@ -168,7 +225,7 @@ func (al *AccessLog) write(r *http.Request, rec *record, rw *responseRecorder, s
 		}
 	} else {
 		attrs = append(attrs, slog.Int("status", status), slog.Duration("duration", d),
-			slog.Int64("bytes_out", rw.bytes))
+			slog.Int64("bytes_out", o.bytes))
 		if r.ContentLength > 0 {
 			attrs = append(attrs, slog.Int64("bytes_in", r.ContentLength))
 		}

@@ -72,8 +72,9 @@ type WebSocketConfig struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// CloseGrace bounds the close handshake on each leg. Default 1s.
 	CloseGrace time.Duration `yaml:"close_grace"`
-	// BufferSize is the read and write buffer size of each leg, in bytes.
-	// Default 4096.
+	// BufferSize is the size of the relay's read buffers, in bytes, taken
+	// from a pool only while a read has data (an idle WebSocket holds
+	// none), and of the handshake's write buffers. Default 4096.
 	BufferSize int `yaml:"buffer_size"`
 	// TransientErrors are engine errors ("group.code") that mean "not
 	// ready yet" while a WebSocket is opening: when the engine refuses the

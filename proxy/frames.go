@@ -37,6 +37,7 @@ type frameParser struct {
 	hn, hdl int // header bytes collected, header length (0 until known)
 
 	inPayload bool
+	plen      uint64 // payload length of the frame in progress
 	remain    uint64
 	opcode    byte
 	fin       bool
@@ -58,12 +59,6 @@ type frameParser struct {
 	closeSeen   bool
 	closeCode   int
 	closeReason string
-	// closeStart is set when a close frame ends: the offset, in the p of
-	// the feed call that ended it, where that frame began (0 if it began in
-	// an earlier call). Bytes before it reached the peer's reader before
-	// the close did, so a leg can hold the close back and pass on the rest.
-	closeStart int
-
 	// dataSeen is set once a data frame has started: the peer has sent
 	// more than control frames.
 	dataSeen bool
@@ -72,6 +67,33 @@ type frameParser struct {
 	// offending frame's header. Feeding p[resume:] next keeps the parser in
 	// step with the stream (to find a later close frame, say).
 	resume int
+}
+
+// skipHead consumes the HTTP head at the start of p while handshake is
+// set, and returns how many bytes of p belonged to it: what follows is the
+// WebSocket stream (or, for a refused upgrade, the response body).
+func (f *frameParser) skipHead(p []byte) int {
+	i := 0
+	for i < len(p) && f.handshake {
+		c := p[i]
+		i++
+		if f.headN >= 9 && f.headN < 12 { // "HTTP/1.1 101"
+			f.status[f.headN-9] = c
+		}
+		f.headN++
+		switch {
+		case c == "\r\n\r\n"[f.crlf]:
+			f.crlf++
+			if f.crlf == 4 {
+				f.handshake = false
+			}
+		case c == '\r':
+			f.crlf = 1
+		default:
+			f.crlf = 0
+		}
+	}
+	return i
 }
 
 // switched reports whether the HTTP head skipped was a 101 response: what
@@ -90,30 +112,19 @@ func (f *frameParser) atBoundary() bool {
 // take its message past the limit, the offset in p where that frame began
 // (0 if it began in an earlier call) and errMessageTooBig; then the parser
 // has read the frame's header, up to p[resume], and not counted the frame.
-func (f *frameParser) feed(p []byte) (int, error) {
+func (f *frameParser) feed(p []byte) (int, error) { return f.scan(p, false) }
+
+// feedFrame is feed, but stops just past the end of the frame in progress
+// (or, between frames, of the next one): the relay decides frame by frame
+// what it passes on. The frame has ended when the parser is atBoundary.
+func (f *frameParser) feedFrame(p []byte) (int, error) { return f.scan(p, true) }
+
+func (f *frameParser) scan(p []byte, stop bool) (int, error) {
 	i := 0
 	frameStart := 0
 	for i < len(p) {
 		if f.handshake {
-			for i < len(p) && f.handshake {
-				c := p[i]
-				i++
-				if f.headN >= 9 && f.headN < 12 { // "HTTP/1.1 101"
-					f.status[f.headN-9] = c
-				}
-				f.headN++
-				switch {
-				case c == "\r\n\r\n"[f.crlf]:
-					f.crlf++
-					if f.crlf == 4 {
-						f.handshake = false
-					}
-				case c == '\r':
-					f.crlf = 1
-				default:
-					f.crlf = 0
-				}
-			}
+			i += f.skipHead(p[i:])
 			frameStart = i
 			continue
 		}
@@ -146,7 +157,10 @@ func (f *frameParser) feed(p []byte) (int, error) {
 				return frameStart, err
 			}
 			if f.remain == 0 {
-				f.endFrame(frameStart)
+				f.endFrame()
+				if stop {
+					return i, nil
+				}
 			}
 			continue
 		}
@@ -169,7 +183,10 @@ func (f *frameParser) feed(p []byte) (int, error) {
 		i += k
 		f.remain -= uint64(k)
 		if f.remain == 0 {
-			f.endFrame(frameStart)
+			f.endFrame()
+			if stop {
+				return i, nil
+			}
 		}
 	}
 	return len(p), nil
@@ -197,6 +214,7 @@ func (f *frameParser) startFrame() error {
 	}
 	f.maskPos = 0
 	f.ctlN = 0
+	f.plen = n
 	f.remain = n
 	f.inPayload = n > 0
 	f.hn, f.hdl = 0, 0
@@ -215,9 +233,8 @@ func (f *frameParser) startFrame() error {
 	return nil
 }
 
-// endFrame completes the current frame, which began at offset start of the
-// chunk being fed (0 if in an earlier one).
-func (f *frameParser) endFrame(start int) {
+// endFrame completes the current frame.
+func (f *frameParser) endFrame() {
 	f.inPayload = false
 	switch {
 	case !isControl(f.opcode):
@@ -227,7 +244,6 @@ func (f *frameParser) endFrame(start int) {
 		}
 	case f.opcode == opClose:
 		f.closeSeen = true
-		f.closeStart = start
 		f.closeCode = 1005 // no status received
 		f.closeReason = ""
 		if f.ctlN >= 2 {

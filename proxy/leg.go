@@ -2,67 +2,65 @@ package proxy
 
 import (
 	"crypto/rand"
-	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
 
 // legConn is one leg of a proxied WebSocket: the hijacked client connection
-// (server side) or the dialed upstream connection (client side). It sits
-// between the raw connection and gorilla's *websocket.Conn that
-// koding/websocketproxy copies messages with, and follows the frames both
-// ways (see frameParser). That gives the proxy what websocketproxy has no
-// hook for:
+// (server side) or the dialed upstream connection (client side).
 //
-//   - a read limit: a data message larger than the limit is never read into
-//     memory; Read fails instead;
-//   - injected closes: Read returns a *websocket.CloseError, which
-//     websocketproxy relays to the other leg as a close frame with that code
-//     and reason (used for shutdown, token expiry, dead peers, limits);
-//   - keepalive pings written between frames;
-//   - counts of messages and bytes, and the close codes seen;
-//   - a close handshake: Close waits (bounded) until a close frame has been
-//     written and the peer's close has been read.
+// During the handshake it is the net.Conn koding/websocketproxy and gorilla
+// see: gorilla dials the engine and upgrades the client through it. Once
+// the client has been sent its 101 the session is upgraded and both legs
+// detach from gorilla: Read fails at once with a quiet close (which
+// websocketproxy does not log), Write, Close and the deadline setters do
+// nothing. websocketproxy's copiers then relay that close to each other,
+// into the void, and end; they never touch the connection again, so the
+// relay (relay.go) takes both connections over without waiting for them.
+//
+// On the relay each leg follows its frames both ways (see frameParser):
+// that gives the proxy a read limit checked at each frame header, injected
+// closes and keepalive pings written between frames, counts of messages
+// and bytes, and the close codes seen.
 type legConn struct {
 	net.Conn
 	sess       *session
 	isUpstream bool // the leg to the engine: this gateway is its WebSocket client, so frames it writes are masked
 
-	// Read side: only the goroutine reading this leg touches rp, until
-	// readStopped is closed; then Close may drain the connection itself.
-	rp          frameParser
-	readStopped chan struct{}
-	stopOnce    sync.Once
-	lastRead    atomic.Int64 // unix nanos
+	// pending holds, on the upstream leg, what the engine sent right
+	// behind its 101 head (often its first frame): gorilla's reader never
+	// sees it; the relay sends it on first.
+	pending []byte
+
+	// Relay read side: only the goroutine reading this leg touches these.
+	rp     frameParser
+	raw    syscall.RawConn // nil when the connection has no descriptor to wait on (TLS)
+	pool   *sync.Pool      // read buffers, held only while a read has data
+	readFD func(fd uintptr) bool
+	rbuf   *[]byte // what readFD read: buffer, length, error
+	rn     int
+	rerr   error
+
+	lastRead atomic.Int64 // unix nanos
 
 	msgs, bytes atomic.Int64 // data messages and payload bytes read
 	closeCode   atomic.Int32 // close code read from the peer
 	sentCode    atomic.Int32 // close code written to the peer
 
-	// Write side, under wmu.
-	wmu       sync.Mutex
-	wp        frameParser
-	closeSent chan struct{}
-	sentOnce  sync.Once
-
-	closeRecv chan struct{}
-	recvOnce  sync.Once
-	closeOnce sync.Once
+	// Write side, under wmu: the relay writing to this leg, pings and
+	// injected closes.
+	wmu sync.Mutex
+	wp  frameParser
 }
 
 func newLeg(c net.Conn, s *session, isUpstream bool, readLimit int64) *legConn {
-	l := &legConn{
-		Conn:        c,
-		sess:        s,
-		isUpstream:  isUpstream,
-		readStopped: make(chan struct{}),
-		closeSent:   make(chan struct{}),
-		closeRecv:   make(chan struct{}),
-	}
+	l := &legConn{Conn: c, sess: s, isUpstream: isUpstream}
 	// Both legs start by writing an HTTP head: the upgrade request upstream,
 	// the 101 response to the client. Only the upstream leg reads one: the
 	// client's request was consumed by net/http before the hijack, so the
@@ -74,125 +72,215 @@ func newLeg(c net.Conn, s *session, isUpstream bool, readLimit int64) *legConn {
 	return l
 }
 
+// errDetached is what gorilla reads once the relay owns the connection: a
+// normal close, which websocketproxy relays without logging it.
+var errDetached = &websocket.CloseError{Code: websocket.CloseNormalClosure}
+
+func (l *legConn) detached() bool { return l.sess.upgraded.Load() }
+
+// Read serves gorilla during the handshake. On the upstream leg it returns
+// no byte past the end of the HTTP head when the head is a 101: what
+// follows is WebSocket stream, kept in pending for the relay, and gorilla
+// (which would buffer it) reads nothing more. After a refusal the body
+// passes through, for websocketproxy to report.
 func (l *legConn) Read(p []byte) (int, error) {
-	if e := l.injectedClose(); e != nil {
-		l.stopReading()
-		return 0, e
+	if l.detached() {
+		return 0, errDetached
+	}
+	if len(l.pending) > 0 {
+		n := copy(p, l.pending)
+		l.pending = l.pending[n:]
+		return n, nil
 	}
 	n, err := l.Conn.Read(p)
-	if n > 0 {
-		l.lastRead.Store(time.Now().UnixNano())
-	}
-	if e := l.injectedClose(); e != nil {
-		// The gateway ended the session while this Read waited (unblock
-		// woke it, or the peer already answered the close relayed on the
-		// other leg): report that, not what the peer sent meanwhile.
-		l.follow(p[:n])
-		l.stopReading()
-		return 0, e
-	}
-	if n > 0 {
-		closedBefore := l.rp.closeSeen
-		ok, perr := l.rp.feed(p[:n])
-		l.msgs.Store(l.rp.messages)
-		l.bytes.Store(l.rp.bytes)
-		if perr != nil {
-			// Nothing from the offending frame on is relayed or counted:
-			// the next Read reports the close tooBig injects. The parser
-			// follows the rest of the stream so that Close recognizes the
-			// peer's close frame after the rest of the message.
-			l.follow(p[l.rp.resume:n])
-			l.sess.tooBig(l)
-			return ok, nil
-		}
-		l.sawClose()
-		if !closedBefore && l.rp.closeSeen && l.isUpstream && l.rp.switched() && !l.rp.dataSeen && l.sess.engineNotReady(l.rp.closeCode, l.rp.closeReason) {
-			// The engine refused the socket while it was opening with an
-			// error that only means "not ready yet". Its close frame must
-			// not reach gorilla (which would relay it): pass on what came
-			// before it (the rest of the 101, control frames); the next
-			// Read reports the retryable close instead.
-			if at := l.rp.closeStart; at > 0 {
-				return at, nil
-			}
-			l.stopReading()
-			if e := l.injectedClose(); e != nil {
-				return 0, e
-			}
-			return 0, closeErr(websocket.CloseInternalServerErr, ReasonServiceUnavailable)
-		}
-	}
-	if err != nil {
-		l.stopReading()
-		// net.ErrClosed: this side closed the connection (Close after the
-		// grace period, forceClose); the peer did not vanish.
-		if !l.rp.closeSeen && !errors.Is(err, net.ErrClosed) {
-			// The peer vanished without a close frame: tell the other leg
-			// with a proper close instead of a Go error string.
-			return n, l.sess.lost(l)
+	if l.rp.handshake && n > 0 {
+		if k := l.rp.skipHead(p[:n]); k < n {
+			l.pending = append([]byte(nil), p[k:n]...)
+			return k, nil
 		}
 	}
 	return n, err
 }
 
-// injectedClose returns the close this leg's Read reports once the gateway
-// has ended the session, or nil. websocketproxy relays what it reads from
-// one leg to the other, so the close meant for the client is read from the
-// upstream leg, and the other way round.
-func (l *legConn) injectedClose() *websocket.CloseError {
-	t := l.sess.term.Load()
-	switch {
-	case t == nil:
+// Write serves gorilla during the handshake: the upgrade request upstream,
+// the 101 to the client. The end of the 101 upgrades the session; from
+// then on gorilla's writes (websocketproxy's copiers relaying errDetached)
+// are dropped.
+func (l *legConn) Write(p []byte) (int, error) {
+	if l.detached() {
+		return len(p), nil
+	}
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	n, err := l.Conn.Write(p)
+	inHead := l.wp.handshake
+	_, _ = l.wp.feed(p[:n])
+	if inHead && !l.wp.handshake && !l.isUpstream {
+		l.sess.upgraded.Store(true)
+	}
+	return n, err
+}
+
+// Close closes the connection unless the relay owns it.
+func (l *legConn) Close() error {
+	if l.detached() {
 		return nil
-	case l.isUpstream:
-		return t.toClient
-	default:
-		return t.toUpstream
+	}
+	return l.Conn.Close()
+}
+
+// The deadline setters are gorilla's; the relay sets deadlines on l.Conn.
+
+func (l *legConn) SetDeadline(t time.Time) error {
+	if l.detached() {
+		return nil
+	}
+	return l.Conn.SetDeadline(t)
+}
+
+func (l *legConn) SetReadDeadline(t time.Time) error {
+	if l.detached() {
+		return nil
+	}
+	return l.Conn.SetReadDeadline(t)
+}
+
+func (l *legConn) SetWriteDeadline(t time.Time) error {
+	if l.detached() {
+		return nil
+	}
+	return l.Conn.SetWriteDeadline(t)
+}
+
+// startRelay prepares l for the relay: read buffers from pool, and, when
+// the connection has a descriptor, reads that wait for readability
+// without holding a buffer. It clears the write deadline gorilla's
+// upgrade set for the 101 (its reset came after the detach).
+func (l *legConn) startRelay(pool *sync.Pool) {
+	l.pool = pool
+	if sc, ok := l.Conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			l.raw = raw
+			l.readFD = l.readReady
+		}
+	}
+	l.wmu.Lock()
+	_ = l.Conn.SetWriteDeadline(time.Time{})
+	l.wmu.Unlock()
+}
+
+// read waits for data on l and returns it in a buffer from the pool, which
+// the caller puts back. An idle leg waits in the runtime's poller with no
+// buffer; a connection without a descriptor (TLS) waits in Read, holding
+// one. Deadlines set on l.Conn apply to both.
+func (l *legConn) read() (*[]byte, int, error) {
+	var bp *[]byte
+	var n int
+	var err error
+	if l.raw != nil {
+		if err := l.raw.Read(l.readFD); err != nil {
+			return nil, 0, err
+		}
+		bp, n, err = l.rbuf, l.rn, l.rerr
+		l.rbuf, l.rerr = nil, nil
+	} else {
+		bp = l.pool.Get().(*[]byte)
+		n, err = l.Conn.Read(*bp)
+	}
+	if n > 0 {
+		l.lastRead.Store(time.Now().UnixNano())
+	}
+	return bp, n, err
+}
+
+// readReady is the RawConn.Read callback: it reads what is there into a
+// pooled buffer, or, when nothing is (EAGAIN), puts the buffer back and
+// has the poller park the goroutine until the socket is readable.
+func (l *legConn) readReady(fd uintptr) bool {
+	bp := l.pool.Get().(*[]byte)
+	for {
+		n, err := syscall.Read(int(fd), *bp)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			l.pool.Put(bp)
+			return false
+		case err == nil && n == 0:
+			err = io.EOF
+		}
+		l.rbuf, l.rn, l.rerr = bp, max(n, 0), err
+		return true
 	}
 }
 
+// write sends relayed bytes to l's peer.
+func (l *legConn) write(p []byte) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	n, err := l.Conn.Write(p)
+	_, _ = l.wp.feed(p[:n])
+	if l.wp.closeSeen {
+		l.sentCode.Store(int32(l.wp.closeCode))
+	}
+	return err
+}
+
+// midFrame reports whether the relay has written part of a frame to l.
+func (l *legConn) midFrame() bool {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return !l.wp.atBoundary()
+}
+
+// writeClose sends the gateway's close frame to l's peer if the writer is
+// between frames and no close has gone to the peer yet; it reports
+// whether it did.
+func (l *legConn) writeClose(ce *websocket.CloseError, timeout time.Duration) bool {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if !l.wp.atBoundary() || l.wp.closeSeen {
+		return false
+	}
+	var buf [2 + 4 + 125]byte
+	frame := appendControlFrame(buf[:0], opClose, websocket.FormatCloseMessage(ce.Code, ce.Text), l.isUpstream, maskKey(l.isUpstream))
+	_ = l.Conn.SetWriteDeadline(time.Now().Add(timeout))
+	n, err := l.Conn.Write(frame)
+	_ = l.Conn.SetWriteDeadline(time.Time{})
+	_, _ = l.wp.feed(frame[:n])
+	if l.wp.closeSeen {
+		l.sentCode.Store(int32(l.wp.closeCode))
+	}
+	return err == nil
+}
+
+// maskKey is a random masking key for frames the gateway writes upstream
+// (as the engine's client it must mask them), none toward the client.
+func maskKey(masked bool) [4]byte {
+	var key [4]byte
+	if masked {
+		_, _ = rand.Read(key[:])
+	}
+	return key
+}
+
 // follow parses p without counting it or enforcing the limit: nothing more
-// from this leg is relayed, but Close must still recognize the peer's close.
+// from this leg is relayed, but its peer's close must still be seen.
 func (l *legConn) follow(p []byte) {
 	l.rp.limit = 0
 	_, _ = l.rp.feed(p)
 	l.sawClose()
 }
 
-// sawClose records the peer's close frame once rp has parsed one.
+// sawClose records the peer's close code once rp has parsed its close.
 func (l *legConn) sawClose() {
 	if l.rp.closeSeen {
 		l.closeCode.Store(int32(l.rp.closeCode))
-		l.recvOnce.Do(func() { close(l.closeRecv) })
 	}
 }
 
-// stopReading records that gorilla will not read this leg again: it has
-// been handed an error, which its Conn keeps returning without reading.
-func (l *legConn) stopReading() {
-	l.stopOnce.Do(func() { close(l.readStopped) })
-}
-
-func (l *legConn) Write(p []byte) (int, error) {
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	n, err := l.Conn.Write(p)
-	inHead := l.wp.handshake
-	l.wp.feed(p[:n])
-	if inHead && !l.wp.handshake && !l.isUpstream {
-		// The client has its 101: websocketproxy relays from now on, and
-		// ending either leg takes a close handshake.
-		l.sess.upgraded.Store(true)
-	}
-	if l.wp.closeSeen {
-		l.sentCode.Store(int32(l.wp.closeCode))
-		l.sentOnce.Do(func() { close(l.closeSent) })
-	}
-	return n, err
-}
-
-// unblock wakes a Read in progress, so that it reports injectedClose. It
-// writes nothing: websocketproxy's copier relays the close to the other leg.
+// unblock wakes a relay read in progress, so that it sees the session's
+// termination.
 func (l *legConn) unblock() {
 	_ = l.Conn.SetReadDeadline(time.Unix(1, 0))
 }
@@ -207,66 +295,26 @@ func (l *legConn) ping(timeout time.Duration) bool {
 	if !l.wp.atBoundary() || l.wp.closeSeen {
 		return false
 	}
-	var key [4]byte
-	if l.isUpstream {
-		_, _ = rand.Read(key[:])
-	}
-	var buf [6]byte
-	frame := appendControlFrame(buf[:0], opPing, nil, l.isUpstream, key)
+	var buf [6 + len(keepalivePayload)]byte
+	frame := appendControlFrame(buf[:0], opPing, keepalivePayload[:], l.isUpstream, maskKey(l.isUpstream))
 	_ = l.Conn.SetWriteDeadline(time.Now().Add(timeout))
 	_, err := l.Conn.Write(frame)
 	_ = l.Conn.SetWriteDeadline(time.Time{})
 	return err == nil
 }
 
-// Close finishes the close handshake within the session's grace period,
-// then closes the connection. Before the client has been upgraded there is
-// no WebSocket to close (the dial or a handshake failed): the connection is
-// closed at once, as it is when its peer vanished.
-func (l *legConn) Close() error {
-	var err error
-	l.closeOnce.Do(func() {
-		if l.sess.upgraded.Load() && !l.sess.isLost(l) {
-			grace := l.sess.p.cfg.WebSocket.CloseGrace
-			deadline := time.Now().Add(grace)
-			timer := time.NewTimer(grace)
-			defer timer.Stop()
-			select {
-			case <-l.closeSent:
-				l.awaitPeerClose(timer.C, deadline)
-			case <-timer.C:
-			}
-		}
-		err = l.Conn.Close()
-	})
-	return err
-}
+// keepalivePayload is what the gateway's keepalive pings carry, random
+// per process: the relay recognizes the pongs answering them and does not
+// pass them on.
+var keepalivePayload = func() (b [8]byte) {
+	_, _ = rand.Read(b[:])
+	return b
+}()
 
-// awaitPeerClose waits for the peer's close frame: read by the copier while
-// it still reads this leg, or, once it has stopped (possibly while we
-// wait), by draining the connection here until the deadline.
-func (l *legConn) awaitPeerClose(grace <-chan time.Time, deadline time.Time) {
-	select {
-	case <-l.closeRecv:
-		return
-	case <-grace:
-		return
-	case <-l.readStopped:
-	}
-	if l.rp.closeSeen {
-		return
-	}
-	_ = l.Conn.SetReadDeadline(deadline)
-	var buf [4096]byte
-	for {
-		// Bounded by the deadline only: the peer may first finish a large
-		// message (one over the read limit, say) before it reads our close.
-		n, err := l.Conn.Read(buf[:])
-		l.follow(buf[:n])
-		if err != nil || l.rp.closeSeen {
-			return
-		}
-	}
+// isKeepalivePong reports whether the pong f has just parsed answers a
+// keepalive ping.
+func isKeepalivePong(f *frameParser) bool {
+	return f.ctlN == len(keepalivePayload) && [8]byte(f.ctl[:8]) == keepalivePayload
 }
 
 // forceClose closes the connection without a handshake.

@@ -1,8 +1,8 @@
 // Package proxy forwards every RivetKit client route to one Rivet Engine:
 // HTTP through a single httputil.ReverseProxy built at start-up, WebSocket
-// upgrades through koding/websocketproxy with both legs followed frame by
-// frame (read limits, keepalive pings, relayed close codes, shutdown with
-// ws.going_away). It is the last link of the chain; the route it acts on
+// upgrades through koding/websocketproxy's handshake and then a frame relay
+// of its own (read limits, keepalive pings, relayed close codes, shutdown
+// with ws.going_away). It is the last link of the chain; the route it acts on
 // comes from rivet.RouteFrom, set by the classifier ahead of it.
 package proxy
 
@@ -41,8 +41,16 @@ type Options struct {
 	// SessionDeadline, when set and returning a non-zero time, closes a
 	// WebSocket at that time with ws.going_away (an expiring credential).
 	SessionDeadline func(*http.Request) time.Time
-	// OnWebSocketEnd, when set, is called once per proxied WebSocket.
+	// OnWebSocketEnd, when set, is called once per proxied WebSocket that
+	// got past the origin check: from the handler when the upgrade failed,
+	// otherwise (after OnWebSocketOpen) from the relay's goroutine once the
+	// socket has closed, when the handler has long returned and the
+	// request's context is cancelled (its values are still there).
 	OnWebSocketEnd func(*http.Request, Stats)
+	// OnWebSocketOpen, when set, is called from the handler when the
+	// client has been upgraded, just before the handler returns while the
+	// socket stays open: OnWebSocketEnd follows when it closes.
+	OnWebSocketOpen func(*http.Request)
 	// OnUpstream, when set, is called just before the engine is contacted
 	// for r (the request sent, the WebSocket dialled): the end of the
 	// gateway's own work on it.
@@ -117,19 +125,14 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	if check == nil {
 		check = sameOrigin
 	}
-	// Memory per idle WebSocket: write buffers come from a pool shared by
-	// both legs of every session (held only while a message is written),
-	// and the client leg reads through net/http's own 4 KiB reader, which
-	// the hijacked connection keeps anyway, unless a larger buffer is
-	// configured.
+	// gorilla's connections live for the handshake only (the legs detach
+	// from them at the client's 101, see legConn): the upgrader reuses the
+	// hijacked reader and both take write buffers from a shared pool, so
+	// a handshake allocates little and nothing of it stays.
 	wpool := writeBufferPool(cfg.WebSocket.BufferSize)
-	clientReadBuffer := cfg.WebSocket.BufferSize
-	if clientReadBuffer <= serverReadBufferSize {
-		clientReadBuffer = 0 // reuse the hijacked bufio.Reader
-	}
 	p.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.WebSocket.HandshakeTimeout,
-		ReadBufferSize:   clientReadBuffer,
+		ReadBufferSize:   0, // reuse the hijacked bufio.Reader
 		WriteBufferSize:  cfg.WebSocket.BufferSize,
 		WriteBufferPool:  wpool,
 		CheckOrigin:      check,
@@ -416,10 +419,6 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 
 func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
-
-// serverReadBufferSize is the size of the bufio.Reader net/http reads a
-// request with, which a hijacked connection hands over.
-const serverReadBufferSize = 4096
 
 // wsBufferPools are the WebSocket write buffer pools, one per buffer size,
 // shared by every Proxy (a reload builds a new Proxy; buffers carry over).

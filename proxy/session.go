@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/rivet-gateway/rivet-gateway/rivet"
 )
 
 // Close codes and reasons the gateway uses on proxied WebSockets. The
@@ -29,7 +30,8 @@ func closeErr(code int, reason string) *websocket.CloseError {
 // ended. Its methods may be called from any goroutine.
 type session struct {
 	p     *Proxy
-	r     *http.Request
+	r     *http.Request // the upgrade request; its context is cancelled once the handler has returned: only its values are used
+	rt    *rivet.Route
 	start time.Time
 
 	mu       sync.Mutex
@@ -39,6 +41,7 @@ type session struct {
 	lostLeg  *legConn
 	cause    string
 	timers   []*time.Timer
+	closeAt  time.Time // close deadline: set once the session starts closing
 
 	// notReady is the engine's transient error ("group.code") that
 	// engineNotReady turned into the retryable close, and notReadyRay its
@@ -46,14 +49,14 @@ type session struct {
 	notReady, notReadyRay string
 
 	// term holds the closes the gateway sends when it ends the session;
-	// nil until then. One atomic value for both legs: once a leg's copier
-	// has seen it and relayed a close, the other leg (whose peer may answer
-	// at once) must see it too.
+	// nil until then.
 	term atomic.Pointer[termination]
 
 	// upgraded is set once the client has been sent its 101: from then on
-	// websocketproxy relays, and each leg ends with a close handshake.
+	// the relay owns both connections (see legConn).
 	upgraded atomic.Bool
+
+	pumps atomic.Int32 // relay directions still running
 
 	done chan struct{} // closed once the session is over and forgotten
 }
@@ -135,24 +138,89 @@ func (s *session) terminate(cause string, toClient, toUpstream *websocket.CloseE
 		return
 	}
 	s.cause = cause
+	s.closeDeadlineLocked()
 	for _, l := range []*legConn{s.client, s.upstream} {
 		if l != nil {
 			l.unblock()
 		}
 	}
-	// Backstop: a peer that never reads cannot hold the session open.
-	grace := 2*s.p.cfg.WebSocket.CloseGrace + s.p.cfg.WebSocket.WriteTimeout
-	s.timers = append(s.timers, time.AfterFunc(grace, s.forceClose))
 }
 
-// engineNotReady is called by the upstream leg when the engine closes the
+// closeDeadlineLocked returns the close deadline, setting it CloseGrace
+// from now if the session was not closing yet: the gateway ended it, or
+// one direction of the relay is over and the other has until then to
+// carry the other peer's close.
+func (s *session) closeDeadlineLocked() time.Time {
+	if s.closeAt.IsZero() {
+		ws := s.p.cfg.WebSocket
+		s.closeAt = time.Now().Add(ws.CloseGrace)
+		if !s.ended {
+			// Backstop: a peer that never reads (a write to it blocks)
+			// cannot hold the session open.
+			s.timers = append(s.timers, time.AfterFunc(2*ws.CloseGrace+ws.WriteTimeout, s.forceClose))
+		}
+	}
+	return s.closeAt
+}
+
+// closeBy returns the close deadline, zero if the session is not closing.
+func (s *session) closeBy() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closeAt
+}
+
+// awaitClose bounds reads of l by the close deadline, setting it if need
+// be.
+func (s *session) awaitClose(l *legConn) {
+	s.mu.Lock()
+	by := s.closeDeadlineLocked()
+	s.mu.Unlock()
+	_ = l.Conn.SetReadDeadline(by)
+}
+
+// pumpEnded is called as a relay direction ends; other is the leg the
+// other direction reads. The first to end gives the other until the close
+// deadline; the last closes both connections and ends the session.
+func (s *session) pumpEnded(other *legConn) {
+	if s.pumps.Add(-1) > 0 {
+		s.awaitClose(other)
+		return
+	}
+	s.client.forceClose()
+	s.upstream.forceClose()
+	s.finish()
+}
+
+// finish reports the end of the session: the engine-not-ready warning,
+// OnWebSocketEnd, and the registry, in that order.
+func (s *session) finish() {
+	p := s.p
+	if code, ray := s.engineError(); code != "" {
+		// The engine closed the opening socket with a transient error,
+		// which the client got as guard.service_unavailable.
+		if p.opts.OnUpstreamError != nil {
+			p.opts.OnUpstreamError(s.r, rivet.ErrUpstreamUnavailable.With("upstream_error", code))
+		}
+		p.log.Warn("engine not ready: websocket closed with a retryable reason", "intent", s.rt.Intent.String(),
+			"actor", s.rt.ActorLabel(), "upstream_error", code, "upstream_ray_id", ray)
+	}
+	st := s.stats()
+	s.end()
+	if p.opts.OnWebSocketEnd != nil {
+		p.opts.OnWebSocketEnd(s.r, st)
+	}
+	p.sessions.remove(s)
+}
+
+// engineNotReady is called by the relay when the engine closes the
 // socket before it has sent any data frame: the socket is still opening.
 // A reason ("group.code" or "group.code#rayId") in the transient list means
 // the engine is not ready yet (it is restarting): the session is ended with
 // the retryable guard.service_unavailable for the client, keeping the
 // engine's ray id, and the engine's close answered with its own code. It
-// reports whether it did so; then the leg must not relay the engine's
-// close, and its next Read reports the injected one.
+// reports whether it did so; then the relay must not pass the engine's
+// close on.
 func (s *session) engineNotReady(code int, reason string) bool {
 	gc, ray, _ := strings.Cut(reason, "#")
 	if !slices.Contains(s.p.cfg.WebSocket.TransientErrors, gc) {
@@ -185,7 +253,7 @@ func (s *session) engineError() (string, string) {
 }
 
 // lost records that l's peer vanished (no close frame) and returns the
-// close to relay to the other leg.
+// close the other leg is sent.
 func (s *session) lost(l *legConn) *websocket.CloseError {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -319,10 +319,11 @@ func TestTransientErrorsConfig(t *testing.T) {
 	}
 }
 
-// TestFrameParserCloseStart: in every chunking, the chunk that completes a
-// close frame reports where in it the frame began, and only data frames set
-// dataSeen; a head other than 101 is not a switch.
-func TestFrameParserCloseStart(t *testing.T) {
+// TestFrameParserFrameByFrame: in every chunking, feedFrame stops exactly
+// at each frame's end (where the relay decides what to pass on), the close
+// is seen in the call that ends it, and only data frames set dataSeen; a
+// head other than 101 is not a switch.
+func TestFrameParserFrameByFrame(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		head     string
@@ -335,25 +336,31 @@ func TestFrameParserCloseStart(t *testing.T) {
 		{"empty text, close", "", []frameSpec{{op: opText, fin: true}, {op: opClose, fin: true, payload: closePayload(1011, "x.y")}}, true},
 	} {
 		s := buildStream(tc.head, tc.frames, 3)
-		closeAt := s.frameStart[len(s.frameStart)-1]
 		for how, cuts := range chunkings(len(s.data), 5) {
 			f := frameParser{handshake: tc.head != ""}
-			start, found := 0, false
+			var ends []int
+			start := 0
 			for _, end := range cuts {
-				before := f.closeSeen
-				if _, err := f.feed(s.data[start:end]); err != nil {
-					t.Fatalf("%s %s: %v", tc.name, how, err)
-				}
-				if !before && f.closeSeen {
-					found = true
-					if want := max(0, closeAt-start); f.closeStart != want {
-						t.Errorf("%s %s: close completed in chunk [%d,%d) at offset %d, want %d", tc.name, how, start, end, f.closeStart, want)
+				for at := start; at < end; {
+					n, err := f.feedFrame(s.data[at:end])
+					if err != nil || n == 0 {
+						t.Fatalf("%s %s: feedFrame at %d: %d, %v", tc.name, how, at, n, err)
+					}
+					at += n
+					if f.atBoundary() {
+						ends = append(ends, at)
+						if at != end && !s.boundaries[at] {
+							t.Fatalf("%s %s: stopped at %d, not a frame boundary", tc.name, how, at)
+						}
 					}
 				}
 				start = end
 			}
-			if !found || f.dataSeen != tc.dataSeen || f.switched() != (tc.head != "") {
-				t.Errorf("%s %s: close seen %v, dataSeen %v, switched %v", tc.name, how, found, f.dataSeen, f.switched())
+			if got := ends[len(ends)-1]; got != len(s.data) {
+				t.Errorf("%s %s: last frame ended at %d, want %d", tc.name, how, got, len(s.data))
+			}
+			if !f.closeSeen || f.dataSeen != tc.dataSeen || f.switched() != (tc.head != "") {
+				t.Errorf("%s %s: close seen %v, dataSeen %v, switched %v", tc.name, how, f.closeSeen, f.dataSeen, f.switched())
 			}
 		}
 	}

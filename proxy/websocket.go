@@ -18,11 +18,14 @@ import (
 	"github.com/rivet-gateway/rivet-gateway/rivet"
 )
 
-// serveWebSocket proxies a WebSocket upgrade. koding/websocketproxy dials
-// the engine, upgrades the client and copies messages; this function gives
-// it a dialer and a hijacker that wrap both raw connections in legConn, and
-// answers in RivetKit's shape (accept, then close 1011) when it could not
-// upgrade.
+// serveWebSocket proxies a WebSocket upgrade. koding/websocketproxy does
+// the handshake: it dials the engine and upgrades the client, through a
+// dialer and a hijacker that wrap both raw connections in legConn. When it
+// could not upgrade, this function answers in RivetKit's shape (accept,
+// then close 1011). Once the client has its 101 the legs detach from
+// websocketproxy, whose ServeHTTP then returns at once, and the relay
+// (relay.go) carries the socket: this handler returns while the socket is
+// open, so net/http's goroutine and buffers are not held for its life.
 func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet.Route) {
 	if r.Header.Get("Sec-WebSocket-Key") == "" || r.Header.Get("Sec-WebSocket-Version") != "13" {
 		rivet.WriteHTTPError(w, rivet.ErrInvalidRequest.With("reason", "bad WebSocket handshake"))
@@ -32,12 +35,11 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet
 		rivet.WriteError(w, r, rivet.ErrOriginNotAllowed)
 		return
 	}
-	s := &session{p: p, r: r, start: time.Now(), done: make(chan struct{})}
+	s := &session{p: p, r: r, rt: rt, start: time.Now(), done: make(chan struct{})}
 	if !p.sessions.add(s) {
 		rivet.WriteError(w, r, rivet.ErrShuttingDown)
 		return
 	}
-	defer p.sessions.remove(s)
 
 	if p.token != "" {
 		// The gateway owns the namespace token: the client's never goes on.
@@ -93,6 +95,14 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet
 	}
 	wp.ServeHTTP(hw, r)
 
+	if s.upgraded.Load() {
+		// The relay carries the socket from here, and ends the session.
+		if p.opts.OnWebSocketOpen != nil {
+			p.opts.OnWebSocketOpen(r)
+		}
+		s.startRelay()
+		return
+	}
 	if !hw.hijacked {
 		// websocketproxy answered with an error instead of upgrading.
 		e := upgradeFailure(dialErr, hw, p.cfg.WebSocket.TransientErrors)
@@ -109,20 +119,9 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet
 			"upstream_status", hw.status, "upstream_error", upstreamErr, "upstream_ray_id", hw.Header().Get(rivet.HeaderRayID),
 			"error", errText(dialErr))
 		rivet.RejectWebSocket(w, r, e)
-	} else if code, ray := s.engineError(); code != "" {
-		// The engine closed the opening socket with a transient error,
-		// which the client got as guard.service_unavailable.
-		if p.opts.OnUpstreamError != nil {
-			p.opts.OnUpstreamError(r, rivet.ErrUpstreamUnavailable.With("upstream_error", code))
-		}
-		p.log.Warn("engine not ready: websocket closed with a retryable reason", "intent", rt.Intent.String(),
-			"actor", rt.ActorLabel(), "upstream_error", code, "upstream_ray_id", ray)
 	}
-	st := s.stats()
-	s.end()
-	if p.opts.OnWebSocketEnd != nil {
-		p.opts.OnWebSocketEnd(r, st)
-	}
+	// Not upgraded: both connections are closed already.
+	s.finish()
 }
 
 func errText(err error) string {
@@ -245,9 +244,9 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	h.hijacked = true
 	l := newLeg(c, h.s, false, h.s.p.cfg.WebSocket.ReadLimit)
 	h.s.attach(l)
-	// gorilla reads and writes through the returned conn once it has its
-	// own buffers (non-zero buffer sizes); the hijacked reader must be
-	// empty, which gorilla checks.
+	// Nothing the client sent can be lost to the relay: gorilla refuses a
+	// hijacked reader holding bytes (a client may not send frames before
+	// its 101), and resets the reader onto l before using it.
 	return l, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(l, 64)), nil
 }
 
