@@ -19,6 +19,14 @@ const (
 // past the read limit.
 var errMessageTooBig = errors.New("websocket message exceeds the read limit")
 
+// errProtocol is returned by frameParser.feed, when strict is set, for a
+// frame header RFC 6455 (section 5) tells the receiver to fail the
+// connection for: a client frame not masked or a server frame masked, a
+// reserved bit set (no extension is negotiated through the gateway), an
+// unknown opcode, a fragmented or over-long control frame, a continuation
+// with no message to continue or a new message inside a fragmented one.
+var errProtocol = errors.New("websocket frame breaks RFC 6455")
+
 // frameParser follows a WebSocket byte stream frame by frame without
 // buffering payloads, so the proxy can count messages, enforce a message
 // size limit before the payload is read, see close frames, and know where
@@ -47,6 +55,11 @@ type frameParser struct {
 
 	ctl  [125]byte
 	ctlN int
+
+	// strict makes feed check each frame header (errProtocol); fromClient
+	// says which side the stream comes from (its frames must be masked).
+	strict, fromClient bool
+	fragmented         bool // a data message has begun and not finished
 
 	dataOp   byte  // opcode of the data message in progress
 	msgBytes int64 // payload bytes of the data message in progress
@@ -218,7 +231,11 @@ func (f *frameParser) startFrame() error {
 	f.remain = n
 	f.inPayload = n > 0
 	f.hn, f.hdl = 0, 0
+	if f.strict && !f.validHeader(b0, n) {
+		return errProtocol
+	}
 	if !isControl(f.opcode) {
+		f.fragmented = !f.fin
 		f.dataSeen = true
 		if f.opcode != opContinuation {
 			f.dataOp = f.opcode
@@ -231,6 +248,21 @@ func (f *frameParser) startFrame() error {
 		f.bytes += int64(n)
 	}
 	return nil
+}
+
+// validHeader reports whether the frame header just read (first byte b0,
+// payload length n) is one a WebSocket endpoint accepts; see errProtocol.
+func (f *frameParser) validHeader(b0 byte, n uint64) bool {
+	switch {
+	case b0&0x70 != 0, f.masked != f.fromClient:
+		return false
+	case isControl(f.opcode):
+		return f.opcode <= opPong && f.fin && n <= 125
+	case f.opcode > opBinary:
+		return false
+	default:
+		return (f.opcode == opContinuation) == f.fragmented
+	}
 }
 
 // endFrame completes the current frame.

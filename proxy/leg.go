@@ -68,6 +68,7 @@ func newLeg(c net.Conn, s *session, isUpstream bool, readLimit int64) *legConn {
 	l.wp.handshake = true
 	l.rp.handshake = isUpstream
 	l.rp.limit = readLimit
+	l.rp.strict, l.rp.fromClient = true, !isUpstream
 	l.lastRead.Store(time.Now().UnixNano())
 	return l
 }
@@ -268,6 +269,7 @@ func maskKey(masked bool) [4]byte {
 // from this leg is relayed, but its peer's close must still be seen.
 func (l *legConn) follow(p []byte) {
 	l.rp.limit = 0
+	l.rp.strict = false
 	_, _ = l.rp.feed(p)
 	l.sawClose()
 }

@@ -138,14 +138,18 @@ func (p *pump) relay(b []byte) {
 		src.msgs.Store(src.rp.messages)
 		src.bytes.Store(src.rp.bytes)
 		if err != nil {
-			// Over the read limit: nothing from the offending frame on
-			// (it began at b[i], or in hold) is relayed or counted; the
-			// parser follows the rest of the stream to see the peer's
-			// close.
+			// Over the read limit, or breaking the framing rules: nothing
+			// from the offending frame on (it began at b[i], or in hold)
+			// is relayed or counted; the parser follows the rest of the
+			// stream to see the peer's close.
 			p.flush(b[run:i])
 			p.hold = p.hold[:0]
 			src.follow(b[i+src.rp.resume:])
-			p.s.tooBig(src)
+			if errors.Is(err, errProtocol) {
+				p.s.protocolError(src)
+			} else {
+				p.s.tooBig(src)
+			}
 			p.terminate()
 			return
 		}

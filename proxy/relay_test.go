@@ -384,3 +384,92 @@ func TestWebSocketPingsAndPongs(t *testing.T) {
 	_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(wait))
 	recv(t, upEnd, "the upstream to end")
 }
+
+// TestWebSocketClientProtocolErrors: a client frame RFC 6455 tells the
+// server to fail the connection for is not relayed: the client gets 1002
+// ws.protocol_error, the engine 1001 ws.going_away, and what came before
+// the frame still went through.
+func TestWebSocketClientProtocolErrors(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(5, 6))
+	masked := func(s frameSpec) []byte { s.masked = true; return appendFrame(nil, s, rnd) }
+	rsv := masked(frameSpec{op: opText, fin: true, payload: []byte("x")})
+	rsv[0] |= 0x40
+	for _, tt := range []struct {
+		name  string
+		frame []byte
+	}{
+		{"not masked", appendFrame(nil, frameSpec{op: opText, fin: true, payload: []byte("x")}, rnd)},
+		{"reserved bit", rsv},
+		{"unknown opcode", masked(frameSpec{op: 0x3, fin: true, payload: []byte("x")})},
+		{"unknown control opcode", masked(frameSpec{op: 0xB, fin: true})},
+		{"fragmented ping", masked(frameSpec{op: opPing, payload: []byte("x")})},
+		{"control frame over 125 bytes", masked(frameSpec{op: opPing, fin: true, payload: fill(126, 'p')})},
+		{"continuation without a message", masked(frameSpec{op: opContinuation, fin: true, payload: []byte("x")})},
+		{"new message inside a fragmented one", append(masked(frameSpec{op: opText, payload: []byte("a")}),
+			masked(frameSpec{op: opText, fin: true, payload: []byte("b")})...)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			checkGoroutines(t)
+			upEnd := make(chan error, 1)
+			upGot := make(chan string, 4)
+			up := newWSUpstream(t, func(c *websocket.Conn, r *http.Request) {
+				for {
+					_, msg, err := c.ReadMessage()
+					if err != nil {
+						upEnd <- err
+						return
+					}
+					upGot <- string(msg)
+				}
+			})
+			ends, onEnd := endings()
+			_, front := startProxy(t, testConfig(up.URL), Options{OnWebSocketEnd: onEnd})
+			conn := rawClientConn(t, front.URL, "/gateway/a/connect")
+			ok := masked(frameSpec{op: opText, fin: true, payload: []byte("fine")})
+			if _, err := conn.Write(append(ok, tt.frame...)); err != nil {
+				t.Fatal(err)
+			}
+			if msg := recv(t, upGot, "the message before the bad frame"); msg != "fine" {
+				t.Errorf("upstream got %q, want fine", msg)
+			}
+			code, reason, _ := readRawClose(t, conn)
+			if code != websocket.CloseProtocolError || reason != ReasonProtocolError {
+				t.Errorf("client: got close %d %q, want 1002 %s", code, reason, ReasonProtocolError)
+			}
+			_, _ = conn.Write(masked(frameSpec{op: opClose, fin: true, payload: closePayload(1002, "")}))
+			checkClose(t, "upstream", asClose(recv(t, upEnd, "the upstream to end")), 1001, ReasonGoingAway)
+			select {
+			case msg := <-upGot:
+				t.Errorf("upstream got %q after the bad frame, want nothing", msg)
+			default:
+			}
+			if st := recv(t, ends, "OnWebSocketEnd"); st.Cause != "client_protocol_error" || st.MessagesIn != 1 || st.GatewayCloseCode != 1002 {
+				t.Errorf("stats: got %+v, want cause client_protocol_error, 1 message in, gateway close 1002", st)
+			}
+		})
+	}
+}
+
+// TestWebSocketEngineProtocolError: an engine frame that breaks RFC 6455
+// (here: masked) is not relayed; the engine gets 1002 ws.protocol_error,
+// the client the retryable close of an engine gone wrong.
+func TestWebSocketEngineProtocolError(t *testing.T) {
+	checkGoroutines(t)
+	bad := appendFrame(nil, frameSpec{op: opText, fin: true, payload: []byte("masked"), masked: true}, rand.New(rand.NewPCG(7, 8)))
+	u, engineGot := scriptedEngine(t, 50*time.Millisecond, func(h []byte) [][]byte {
+		return [][]byte{h, frame(opText, []byte(initMessage)), bad}
+	})
+	ends, onEnd := endings()
+	_, front := startProxy(t, testConfig(u), Options{OnWebSocketEnd: onEnd})
+	c := mustDialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+	if _, msg, err := c.ReadMessage(); err != nil || string(msg) != initMessage {
+		t.Fatalf("first message: got %q %v, want the Init", msg, err)
+	}
+	checkClose(t, "client", readClose(t, c), 1011, ReasonServiceUnavailable)
+	if eg := recv(t, engineGot, "the engine to read the gateway's close"); !eg.seen || eg.code != 1002 {
+		t.Errorf("engine: got %+v, want 1002", eg)
+	}
+	if st := recv(t, ends, "OnWebSocketEnd"); st.Cause != "upstream_protocol_error" || st.MessagesOut != 1 {
+		t.Errorf("stats: got %+v, want cause upstream_protocol_error, 1 message out", st)
+	}
+}

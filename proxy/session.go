@@ -20,6 +20,7 @@ const (
 	ReasonServiceUnavailable = "guard.service_unavailable"
 	ReasonMessageTooBig      = "ws.message_too_big"
 	ReasonTimeout            = "ws.timeout"
+	ReasonProtocolError      = "ws.protocol_error"
 )
 
 func closeErr(code int, reason string) *websocket.CloseError {
@@ -285,6 +286,18 @@ func (s *session) isLost(l *legConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.lostLeg == l
+}
+
+// protocolError ends the session because l's peer sent a frame that breaks
+// RFC 6455 (errProtocol): that peer is sent 1002 ws.protocol_error, the
+// other one what it gets when the offender vanishes (see lost).
+func (s *session) protocolError(l *legConn) {
+	bad := closeErr(websocket.CloseProtocolError, ReasonProtocolError)
+	if l.isUpstream {
+		s.terminate("upstream_protocol_error", closeErr(websocket.CloseInternalServerErr, ReasonServiceUnavailable), bad)
+		return
+	}
+	s.terminate("client_protocol_error", bad, closeErr(websocket.CloseGoingAway, ReasonGoingAway))
 }
 
 // tooBig ends the session because l read a message over the limit.
