@@ -312,6 +312,20 @@ func referencedFiles(text string, env map[string]string) (map[string]string, err
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				k, val := n.Content[i].Value, n.Content[i+1]
 				p := strings.TrimPrefix(at+"."+k, ".")
+				if strings.HasSuffix(k, "_files") && val.Kind == yaml.MappingNode {
+					// params.http.header_files: name → file.
+					for j := 0; j+1 < len(val.Content); j += 2 {
+						fp := p + "." + val.Content[j].Value
+						f, err := config.Expand(val.Content[j+1].Value, lookupIn(env))
+						if err != nil {
+							errs = append(errs, fmt.Errorf("%s: %w", fp, err))
+						}
+						if f != "" {
+							files[fp] = f
+						}
+					}
+					continue
+				}
 				if (k == "file" || strings.HasSuffix(k, "_file")) && val.Kind == yaml.ScalarNode {
 					f, err := config.Expand(val.Value, lookupIn(env))
 					if err != nil {

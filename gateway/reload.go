@@ -161,7 +161,8 @@ type fileRef struct{ path, file string }
 
 // fileRefs lists the files cfg reads: every non-empty string field whose
 // YAML key is "file" or ends in "_file" (secret_file, public_key_file,
-// api_keys.file, ca_file, tls_cert_file, token_file, ...).
+// api_keys.file, ca_file, tls_cert_file, token_file, ...), and the values
+// of maps whose key ends in "_files" (params.http.header_files).
 func fileRefs(cfg Config) []fileRef {
 	var out []fileRef
 	var walk func(v reflect.Value, path, key string)
@@ -181,6 +182,15 @@ func fileRefs(cfg Config) []fileRef {
 		case reflect.Pointer:
 			if !v.IsNil() {
 				walk(v.Elem(), path, key)
+			}
+		case reflect.Map:
+			// header_files: name → file.
+			if strings.HasSuffix(key, "_files") && v.Type().Key().Kind() == reflect.String {
+				keys := v.MapKeys()
+				slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+				for _, k := range keys {
+					walk(v.MapIndex(k), path+"."+k.String(), "file")
+				}
 			}
 		case reflect.String:
 			if (key == "file" || strings.HasSuffix(key, "_file")) && v.String() != "" {

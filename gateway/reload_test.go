@@ -561,6 +561,64 @@ func TestReloadRotatesUpstreamTokenFile(t *testing.T) {
 	}
 }
 
+// TestReloadRotatesParamsHeaderFile: a params service credential read from
+// params.http.header_files changes on reload (the watcher reloads when a
+// referenced file changes), without a restart; an empty file is rejected.
+func TestReloadRotatesParamsHeaderFile(t *testing.T) {
+	auths := make(chan string, 4)
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auths <- r.Header.Get("Authorization")
+		_, _ = io.WriteString(w, `{"role":"viewer"}`)
+	}))
+	defer svc.Close()
+	engine := fakeEngine(t)
+	dir := t.TempDir()
+	authFile := filepath.Join(dir, "params-authorization")
+	writeFile(t, authFile, "Bearer one\n")
+	path := filepath.Join(dir, "config.yaml")
+	writeFile(t, path, reloadConfig(engine.URL, []string{keyA}, fmt.Sprintf(
+		"params:\n  source: http\n  http: {url: %q, header_files: {Authorization: %q}}\n", svc.URL, authFile)))
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(referencedFiles(cfg), authFile) {
+		t.Fatalf("referencedFiles lacks %s: the watcher would not see it change", authFile)
+	}
+	s := serveFile(t, path)
+
+	sent := func() string {
+		t.Helper()
+		if got := s.status(t, keyA); got != http.StatusOK {
+			t.Fatalf("action: %d", got)
+		}
+		select {
+		case a := <-auths:
+			return a
+		case <-time.After(5 * time.Second):
+			t.Fatal("the params service was not called")
+			return ""
+		}
+	}
+	if got := sent(); got != "Bearer one" {
+		t.Fatalf("params service got %q, want Bearer one", got)
+	}
+	writeFile(t, authFile, "Bearer two\n")
+	if err := s.Reload(path, TriggerSignal); err != nil {
+		t.Fatal(err)
+	}
+	if got := sent(); got != "Bearer two" {
+		t.Errorf("after the reload the params service got %q, want Bearer two", got)
+	}
+	writeFile(t, authFile, "")
+	if err := s.Reload(path, TriggerSignal); err == nil || !strings.Contains(err.Error(), "params.http.header_files.Authorization") {
+		t.Errorf("reload with an empty header file = %v, want a params.http.header_files error", err)
+	}
+	if got := sent(); got != "Bearer two" {
+		t.Errorf("after a rejected reload the params service got %q, want Bearer two", got)
+	}
+}
+
 func TestReadinessWithoutUpstream(t *testing.T) {
 	for _, tt := range []struct {
 		upstream bool

@@ -100,6 +100,14 @@ type HTTPConfig struct {
 	// ${PARAMS_TOKEN}"}. Never logged. Zero: none.
 	Headers map[string]string `yaml:"headers"`
 
+	// HeaderFiles are headers whose values are read from files (trailing
+	// CR/LF trimmed), e.g. {Authorization: /secrets/params/authorization}
+	// with the file holding "Bearer …": a Kubernetes Secret rotates the
+	// file and the reload that follows (the watcher sees the change) sends
+	// the new value. A header is in headers or header_files, not both.
+	// Never logged. Zero: none.
+	HeaderFiles map[string]string `yaml:"header_files"`
+
 	// Timeout bounds one attempt (connect, request, response body).
 	// Default 2s; zero means the default.
 	Timeout time.Duration `yaml:"timeout"`
@@ -292,6 +300,19 @@ func (c *Config) Validate(path string) error {
 		}
 		if !validHeaderValue(v) {
 			bad(hp+"headers."+name, "value contains control characters")
+		}
+	}
+	for name, file := range h.HeaderFiles {
+		if !validHeaderName(name) {
+			bad(hp+"header_files", "invalid header name %q", name)
+		}
+		if file == "" {
+			bad(hp+"header_files."+name, "empty file name")
+		}
+		for other := range h.Headers {
+			if strings.EqualFold(name, other) {
+				bad(hp+"header_files."+name, "also set in http.headers")
+			}
 		}
 	}
 	if h.Timeout < 0 {

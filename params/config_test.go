@@ -60,6 +60,13 @@ func TestValidateReportsEveryProblemWithPath(t *testing.T) {
 			c.HTTP.URL = "http://x"
 			c.HTTP.Headers = map[string]string{"X-A": "v\r\nX-Evil: 1", "Bad Name": "v"}
 		}, []string{"params.http.headers.X-A: value contains control", `params.http.headers: invalid header name "Bad Name"`}},
+		{"http header files", func(c *Config) {
+			c.Source = SourceHTTP
+			c.HTTP.URL = "http://x"
+			c.HTTP.Headers = map[string]string{"Authorization": "Bearer x"}
+			c.HTTP.HeaderFiles = map[string]string{"authorization": "/secrets/a", "X-B": "", "Bad Name": "/f"}
+		}, []string{"params.http.header_files.authorization: also set in http.headers", "params.http.header_files.X-B: empty file name",
+			`params.http.header_files: invalid header name "Bad Name"`}},
 		{"http cert without key", func(c *Config) { c.Source = SourceHTTP; c.HTTP.URL = "https://x"; c.HTTP.CertFile = "c.pem" }, []string{"params.http.cert_file:"}},
 		{"http negatives", func(c *Config) {
 			c.Source = SourceHTTP

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -54,6 +55,27 @@ type httpSource struct {
 	wg     sync.WaitGroup
 }
 
+// readHeaderFiles reads the values of http.header_files. The error names
+// the header, never the value.
+func readHeaderFiles(files map[string]string) (map[string]string, error) {
+	out := make(map[string]string, len(files))
+	for name, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("params.http.header_files.%s: %w", name, err)
+		}
+		v := strings.TrimRight(string(b), "\r\n")
+		switch {
+		case v == "":
+			return nil, fmt.Errorf("params.http.header_files.%s: %s is empty", name, file)
+		case !validHeaderValue(v):
+			return nil, fmt.Errorf("params.http.header_files.%s: %s holds control characters or more than one line", name, file)
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
 func newHTTPSource(c Config, opts Options, log *slog.Logger) (*httpSource, error) {
 	s := &httpSource{
 		url:     c.HTTP.URL,
@@ -72,7 +94,12 @@ func newHTTPSource(c Config, opts Options, log *slog.Logger) (*httpSource, error
 	s.header.Set("Content-Type", "application/json")
 	s.header.Set("Accept", "application/json")
 	s.header.Set("User-Agent", "rivet-gateway")
-	for k, v := range c.HTTP.Headers {
+	headers, err := readHeaderFiles(c.HTTP.HeaderFiles)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(headers, c.HTTP.Headers)
+	for k, v := range headers {
 		if strings.EqualFold(k, "Host") {
 			s.host = v
 			continue

@@ -568,3 +568,45 @@ func TestHTTPAfterCloseUncached(t *testing.T) {
 		t.Errorf("service got %d requests after Close, want 0", got)
 	}
 }
+
+// TestHTTPHeaderFiles: http.header_files values are read from their files
+// (trailing newline trimmed) when the injector is built; a missing, empty
+// or multi-line file fails New with the header's name and never its value.
+func TestHTTPHeaderFiles(t *testing.T) {
+	svc := newService(t, answer(`{"role":"viewer"}`))
+	dir := t.TempDir()
+	file := filepath.Join(dir, "authorization")
+	if err := os.WriteFile(file, []byte("Bearer from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := httpConfig(svc.URL)
+	cfg.HTTP.Headers = map[string]string{"X-Extra": "1"}
+	cfg.HTTP.HeaderFiles = map[string]string{"Authorization": file}
+	inj := mustNew(t, cfg, Options{Caller: callerFn(testCaller(t))})
+	if rec, _ := serve(t, inj, newReq(t, http.MethodGet, connectPath, true, "rivet", "rivet_encoding.json")); rec.Code != http.StatusNoContent {
+		t.Fatalf("got status %d, want 204 (%s)", rec.Code, rec.Body)
+	}
+	svc.mu.Lock()
+	sh := svc.headers[0]
+	svc.mu.Unlock()
+	if got := sh.Get("Authorization"); got != "Bearer from-file" {
+		t.Errorf("service got Authorization %q, want the file's value", got)
+	}
+	if got := sh.Get("X-Extra"); got != "1" {
+		t.Errorf("service got X-Extra %q, want 1", got)
+	}
+
+	for name, content := range map[string]string{"empty": "\n", "two lines": "Bearer a\nX-Evil: 1\n"} {
+		if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := New(cfg, Options{})
+		if err == nil || !strings.Contains(err.Error(), "params.http.header_files.Authorization") || strings.Contains(err.Error(), "Bearer") {
+			t.Errorf("%s file: New error %v, want one naming the header and not its value", name, err)
+		}
+	}
+	cfg.HTTP.HeaderFiles["Authorization"] = filepath.Join(dir, "missing")
+	if _, err := New(cfg, Options{}); err == nil || !strings.Contains(err.Error(), "params.http.header_files.Authorization") {
+		t.Errorf("missing file: New error %v, want one naming the header", err)
+	}
+}
