@@ -5,11 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rivet-gateway/rivet-gateway/integration/harness"
+	"github.com/rivet-gateway/rivet-gateway/internal/syncbuf"
 )
 
 // TestMain lets this test binary also serve as the harness's helper
@@ -21,25 +21,6 @@ func TestMain(m *testing.M) {
 	harness.Main(m)
 }
 
-// testLog collects the harness's progress output and logs it.
-type testLog struct {
-	t  *testing.T
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *testLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *testLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestBenchSmoke runs the whole harness in its tiny mode (every workload
 // kind, a few connections, fractions of a second) so `make bench` cannot
 // rot silently: it must complete without errors and write its table.
@@ -49,7 +30,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	bin := harness.BuildGateway(t)
 	out := filepath.Join(t.TempDir(), "smoke.md")
-	log := &testLog{t: t}
+	log := &syncbuf.Buffer{}
 	code := run([]string{"-mode", "smoke", "-pin=false", "-nginx=false", "-c", "4", "-mem-conns", "20",
 		"-gateway-bin", bin, "-out", out}, log)
 	t.Log(log.String())
@@ -88,7 +69,7 @@ func TestSoakCI(t *testing.T) {
 		t.Skip("starts processes, takes ~25 s")
 	}
 	bin := harness.BuildGateway(t)
-	log := &testLog{t: t}
+	log := &syncbuf.Buffer{}
 	o := options{gatewayBin: bin, soakConns: 500, soakDuration: 20 * time.Second,
 		soakInterval: 2 * time.Second, soakSample: 2 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -18,11 +17,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/rivet-gateway/rivet-gateway/internal/syncbuf"
 )
 
 // Cores: the proxy under test (gateway, nginx and nginx's auth service) on
@@ -65,28 +64,8 @@ type proc struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	addr  string
-	out   *syncBuffer
+	out   *syncbuf.Buffer // bounded: the tail is what failures report
 	done  chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 1<<20 {
-		s.b.Reset()
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func tail(s string, n int) string {
@@ -115,7 +94,7 @@ func (e *env) command(core, name string, args ...string) *exec.Cmd {
 func (e *env) startRole(role, core string, extraEnv ...string) (*proc, error) {
 	cmd := e.command(core, e.self)
 	cmd.Env = append(cmd.Env, append([]string{roleEnv + "=" + role}, extraEnv...)...)
-	p := &proc{name: role, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: role, cmd: cmd, out: &syncbuf.Buffer{Limit: 1 << 20}, done: make(chan struct{})}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -380,7 +359,7 @@ func (e *env) startGateway(v variant) (*gateway, error) {
 			return nil, err
 		}
 		cmd := e.command(proxyCore, e.gatewayBin, "-config", cfgPath)
-		p := &proc{name: "rivet-gateway", cmd: cmd, out: &syncBuffer{}, done: make(chan struct{}), addr: listen}
+		p := &proc{name: "rivet-gateway", cmd: cmd, out: &syncbuf.Buffer{Limit: 1 << 20}, done: make(chan struct{}), addr: listen}
 		cmd.Stdout, cmd.Stderr = p.out, p.out
 		if err := cmd.Start(); err != nil {
 			return nil, err
@@ -501,7 +480,7 @@ http {
 		return nil, err
 	}
 	cmd := e.command(proxyCore, bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
-	p := &proc{name: "nginx", cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: "nginx", cmd: cmd, out: &syncbuf.Buffer{Limit: 1 << 20}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -11,12 +10,12 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/rivet-gateway/rivet-gateway/authn"
+	"github.com/rivet-gateway/rivet-gateway/internal/syncbuf"
 )
 
 const testAPIKey = "test-api-key-0123456789abcdef0123456789"
@@ -201,24 +200,6 @@ func grepLines(s, prefix string) string {
 	return b.String()
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestAccessLogOmitsSecrets(t *testing.T) {
 	engine := fakeEngine(t)
 	tests := []struct {
@@ -232,7 +213,7 @@ func TestAccessLogOmitsSecrets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			g := testGateway(t, engine.URL, &logs)
 			req := httptest.NewRequest(http.MethodPost,
 				"/gateway/counter/action/increment?rvt-namespace=default&rvt-method=getOrCreate&rvt-key=a&rvt-token=secret", strings.NewReader(`{}`))

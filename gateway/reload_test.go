@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/rivet-gateway/rivet-gateway/internal/syncbuf"
 )
 
 const (
@@ -58,7 +59,7 @@ func writeFile(t *testing.T, path, content string) {
 type served struct {
 	*Gateway
 	url, admin string
-	logs       *syncBuffer
+	logs       *syncbuf.Buffer
 }
 
 func serveFile(t *testing.T, path string) *served {
@@ -67,7 +68,7 @@ func serveFile(t *testing.T, path string) *served {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	g, err := New(cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rivet-gateway/rivet-gateway/internal/syncbuf"
 )
 
 const (
@@ -111,7 +113,7 @@ type Gateway struct {
 	// Cmd is the running process. Do not call Cmd.Wait: use Wait.
 	Cmd *exec.Cmd
 
-	logs    syncBuffer
+	logs    syncbuf.Buffer
 	done    chan struct{} // closed when the process has exited and waitErr is set
 	waitErr error
 }

@@ -1,31 +1,9 @@
 package harness
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
-	"sync"
 )
-
-// syncBuffer is an io.Writer collecting a process's output, safe to read while it is written.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p.
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns everything written so far.
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // maxLineLen caps each quoted log line: the engine logs its whole config on one ~4 KB line.
 const maxLineLen = 400
