@@ -151,6 +151,27 @@ func newWSUpstream(t testing.TB, h func(c *websocket.Conn, r *http.Request)) *up
 	})
 }
 
+// sinkUpstream is an engine that first sends hello as a binary message
+// (when not nil), then reads: it reports each message it reads on got, and
+// the error that ended the socket on end.
+func sinkUpstream(t testing.TB, hello []byte) (up *upstream, got <-chan []byte, end <-chan error) {
+	msgs, ended := make(chan []byte, 4), make(chan error, 1)
+	up = newWSUpstream(t, func(c *websocket.Conn, r *http.Request) {
+		if hello != nil {
+			_ = c.WriteMessage(websocket.BinaryMessage, hello)
+		}
+		for {
+			_, msg, err := c.ReadMessage()
+			if err != nil {
+				ended <- err
+				return
+			}
+			msgs <- msg
+		}
+	})
+	return up, msgs, ended
+}
+
 // echo sends every message back, prefixed with "echo:"; it returns the
 // error that ended the socket.
 func echo(c *websocket.Conn) error {

@@ -102,6 +102,16 @@ func rawClientConn(t *testing.T, front string, path string) net.Conn {
 // returns its code and reason.
 func readRawClose(t *testing.T, conn net.Conn) (int, string, int64) {
 	t.Helper()
+	f, err := followToClose(conn)
+	if err != nil {
+		t.Fatalf("reading the close: %v", err)
+	}
+	return f.closeCode, f.closeReason, f.messages
+}
+
+// followToClose follows the frames read from conn (for at most wait) until
+// a close frame; the error is the read that failed before one came.
+func followToClose(conn net.Conn) (*frameParser, error) {
 	_ = conn.SetReadDeadline(time.Now().Add(wait))
 	var f frameParser
 	buf := make([]byte, 4096)
@@ -109,10 +119,10 @@ func readRawClose(t *testing.T, conn net.Conn) (int, string, int64) {
 		n, err := conn.Read(buf)
 		_, _ = f.feed(buf[:n])
 		if err != nil && !f.closeSeen {
-			t.Fatalf("reading the close: %v", err)
+			return &f, err
 		}
 	}
-	return f.closeCode, f.closeReason, f.messages
+	return &f, nil
 }
 
 // TestWebSocketTooBigHeaderSplit: a message over the read limit whose
@@ -122,18 +132,7 @@ func readRawClose(t *testing.T, conn net.Conn) (int, string, int64) {
 func TestWebSocketTooBigHeaderSplit(t *testing.T) {
 	checkGoroutines(t)
 	const limit = 1024
-	upEnd := make(chan error, 1)
-	upGot := make(chan int, 1)
-	up := newWSUpstream(t, func(c *websocket.Conn, r *http.Request) {
-		for {
-			_, msg, err := c.ReadMessage()
-			if err != nil {
-				upEnd <- err
-				return
-			}
-			upGot <- len(msg)
-		}
-	})
+	up, upGot, upEnd := sinkUpstream(t, nil)
 	cfg := testConfig(up.URL)
 	cfg.WebSocket.ReadLimit = limit
 	ends, onEnd := endings()
@@ -150,22 +149,32 @@ func TestWebSocketTooBigHeaderSplit(t *testing.T) {
 		}
 		time.Sleep(30 * time.Millisecond)
 	}
-	if n := recv(t, upGot, "the small message upstream"); n != 5 {
-		t.Errorf("upstream got %d bytes, want 5", n)
+	if msg := recv(t, upGot, "the small message upstream"); string(msg) != "small" {
+		t.Errorf("upstream got %q, want small", msg)
 	}
-	code, reason, _ := readRawClose(t, conn)
-	if code != 1009 || reason != ReasonMessageTooBig {
-		t.Errorf("client: got close %d %q, want 1009 %s", code, reason, ReasonMessageTooBig)
+	checkClientRefused(t, conn, rnd, upGot, upEnd, ends, 1009, ReasonMessageTooBig, "client_message_too_big")
+}
+
+// checkClientRefused checks how a session ends after the gateway refused a
+// frame of the raw client conn (after one message went through): the
+// client is sent code and reason and answers it, the engine is sent 1001
+// ws.going_away and no further message, and the stats name cause.
+func checkClientRefused(t *testing.T, conn net.Conn, rnd *rand.Rand, upGot <-chan []byte, upEnd <-chan error, ends <-chan Stats,
+	code int, reason, cause string) {
+	t.Helper()
+	gotCode, gotReason, _ := readRawClose(t, conn)
+	if gotCode != code || gotReason != reason {
+		t.Errorf("client: got close %d %q, want %d %s", gotCode, gotReason, code, reason)
 	}
-	_, _ = conn.Write(appendFrame(nil, frameSpec{op: opClose, fin: true, payload: closePayload(1009, ""), masked: true}, rnd))
+	_, _ = conn.Write(appendFrame(nil, frameSpec{op: opClose, fin: true, payload: closePayload(code, ""), masked: true}, rnd))
 	checkClose(t, "upstream", asClose(recv(t, upEnd, "the upstream to end")), 1001, ReasonGoingAway)
 	select {
-	case n := <-upGot:
-		t.Errorf("upstream got a %d-byte message, want none", n)
+	case msg := <-upGot:
+		t.Errorf("upstream got %q after the refused frame, want nothing", msg)
 	default:
 	}
-	if st := recv(t, ends, "OnWebSocketEnd"); st.Cause != "client_message_too_big" || st.MessagesIn != 1 || st.GatewayCloseCode != 1009 {
-		t.Errorf("stats: got %+v, want cause client_message_too_big, 1 message in, gateway close 1009", st)
+	if st := recv(t, ends, "OnWebSocketEnd"); st.Cause != cause || st.MessagesIn != 1 || st.GatewayCloseCode != code {
+		t.Errorf("stats: got %+v, want cause %s, 1 message in, gateway close %d", st, cause, code)
 	}
 }
 
@@ -410,18 +419,7 @@ func TestWebSocketClientProtocolErrors(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			checkGoroutines(t)
-			upEnd := make(chan error, 1)
-			upGot := make(chan string, 4)
-			up := newWSUpstream(t, func(c *websocket.Conn, r *http.Request) {
-				for {
-					_, msg, err := c.ReadMessage()
-					if err != nil {
-						upEnd <- err
-						return
-					}
-					upGot <- string(msg)
-				}
-			})
+			up, upGot, upEnd := sinkUpstream(t, nil)
 			ends, onEnd := endings()
 			_, front := startProxy(t, testConfig(up.URL), Options{OnWebSocketEnd: onEnd})
 			conn := rawClientConn(t, front.URL, "/gateway/a/connect")
@@ -429,23 +427,10 @@ func TestWebSocketClientProtocolErrors(t *testing.T) {
 			if _, err := conn.Write(append(ok, tt.frame...)); err != nil {
 				t.Fatal(err)
 			}
-			if msg := recv(t, upGot, "the message before the bad frame"); msg != "fine" {
+			if msg := recv(t, upGot, "the message before the bad frame"); string(msg) != "fine" {
 				t.Errorf("upstream got %q, want fine", msg)
 			}
-			code, reason, _ := readRawClose(t, conn)
-			if code != websocket.CloseProtocolError || reason != ReasonProtocolError {
-				t.Errorf("client: got close %d %q, want 1002 %s", code, reason, ReasonProtocolError)
-			}
-			_, _ = conn.Write(masked(frameSpec{op: opClose, fin: true, payload: closePayload(1002, "")}))
-			checkClose(t, "upstream", asClose(recv(t, upEnd, "the upstream to end")), 1001, ReasonGoingAway)
-			select {
-			case msg := <-upGot:
-				t.Errorf("upstream got %q after the bad frame, want nothing", msg)
-			default:
-			}
-			if st := recv(t, ends, "OnWebSocketEnd"); st.Cause != "client_protocol_error" || st.MessagesIn != 1 || st.GatewayCloseCode != 1002 {
-				t.Errorf("stats: got %+v, want cause client_protocol_error, 1 message in, gateway close 1002", st)
-			}
+			checkClientRefused(t, conn, rnd, upGot, upEnd, ends, websocket.CloseProtocolError, ReasonProtocolError, "client_protocol_error")
 		})
 	}
 }

@@ -53,17 +53,8 @@ func scriptedEngine(t *testing.T, gap time.Duration, script func(head []byte) []
 			time.Sleep(gap)
 		}
 		// The gateway's frames are masked client frames: follow them until
-		// its close.
-		_ = conn.SetReadDeadline(time.Now().Add(wait))
-		var f frameParser
-		buf := make([]byte, 4096)
-		for !f.closeSeen {
-			n, err := conn.Read(buf)
-			_, _ = f.feed(buf[:n])
-			if err != nil {
-				break
-			}
-		}
+		// its close (or the connection's end, which engineClose reports).
+		f, _ := followToClose(conn)
 		got <- engineClose{f.closeCode, f.closeReason, f.closeSeen, f.messages}
 	})
 	return u, got

@@ -174,21 +174,11 @@ func TestWebSocketReadLimit(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			checkGoroutines(t)
-			upEnd := make(chan error, 1)
-			upGot := make(chan int, 1)
-			up := newWSUpstream(t, func(c *websocket.Conn, r *http.Request) {
-				if tc.fromUp > 0 {
-					_ = c.WriteMessage(websocket.BinaryMessage, make([]byte, tc.fromUp))
-				}
-				for {
-					_, msg, err := c.ReadMessage()
-					if err != nil {
-						upEnd <- err
-						return
-					}
-					upGot <- len(msg)
-				}
-			})
+			var hello []byte
+			if tc.fromUp > 0 {
+				hello = make([]byte, tc.fromUp)
+			}
+			up, upGot, upEnd := sinkUpstream(t, hello)
 			cfg := testConfig(up.URL)
 			cfg.WebSocket.ReadLimit = limit
 			ends, onEnd := endings()
@@ -200,7 +190,7 @@ func TestWebSocketReadLimit(t *testing.T) {
 				go func() { _ = c.WriteMessage(websocket.BinaryMessage, make([]byte, tc.fromClient)) }()
 			}
 			if tc.wantClient == nil {
-				if n := recv(t, upGot, "the client's message upstream"); n != tc.fromClient {
+				if n := len(recv(t, upGot, "the client's message upstream")); n != tc.fromClient {
 					t.Errorf("upstream got %d bytes, want %d", n, tc.fromClient)
 				}
 				if _, msg, err := c.ReadMessage(); err != nil || len(msg) != tc.fromUp {
@@ -214,8 +204,8 @@ func TestWebSocketReadLimit(t *testing.T) {
 			checkClose(t, "client", readClose(t, c), tc.wantClient.Code, tc.wantClient.Text)
 			checkClose(t, "upstream", asClose(recv(t, upEnd, "the upstream to end")), tc.wantUp.Code, tc.wantUp.Text)
 			select {
-			case n := <-upGot:
-				t.Errorf("upstream got a %d-byte message, want none", n)
+			case msg := <-upGot:
+				t.Errorf("upstream got a %d-byte message, want none", len(msg))
 			default:
 			}
 			st := recv(t, ends, "OnWebSocketEnd")
