@@ -534,31 +534,45 @@ func TestReloadRotatesUpstreamTokenFile(t *testing.T) {
 	path := filepath.Join(dir, "config.yaml")
 	writeFile(t, path, strings.Replace(reloadConfig(engine.URL, []string{keyA}, ""),
 		"upstream: {url: ", fmt.Sprintf("upstream: {token_file: %q, url: ", tokenFile), 1))
-	s := serveFile(t, path)
+	checkSecretFileRotates(t, serveFile(t, path), path, tokenFile, "upstream.token_file", tokens, "token-one", "token-two")
+}
 
+// checkSecretFileRotates drives the rotation of file, which holds a secret
+// the gateway sends (got receives it, one value per action): it starts as
+// one; after the file is rewritten with two and the gateway reloaded, two
+// is sent; an emptied file is rejected by the reload with an error naming
+// key, and two is still sent.
+func checkSecretFileRotates(t *testing.T, s *served, path, file, key string, got <-chan string, one, two string) {
+	t.Helper()
 	sent := func() string {
 		t.Helper()
-		if got := s.status(t, keyA); got != http.StatusOK {
-			t.Fatalf("action: %d", got)
+		if status := s.status(t, keyA); status != http.StatusOK {
+			t.Fatalf("action: %d", status)
 		}
-		return <-tokens
+		select {
+		case v := <-got:
+			return v
+		case <-time.After(5 * time.Second):
+			t.Fatal("the secret was not sent")
+			return ""
+		}
 	}
-	if got := sent(); got != "token-one" {
-		t.Fatalf("engine got token %q, want token-one", got)
+	if v := sent(); v != one {
+		t.Fatalf("sent %q, want %q", v, one)
 	}
-	writeFile(t, tokenFile, "token-two\n")
+	writeFile(t, file, two+"\n")
 	if err := s.Reload(path, TriggerSignal); err != nil {
 		t.Fatal(err)
 	}
-	if got := sent(); got != "token-two" {
-		t.Errorf("after the reload the engine got token %q, want token-two", got)
+	if v := sent(); v != two {
+		t.Errorf("after the reload sent %q, want %q", v, two)
 	}
-	writeFile(t, tokenFile, "")
-	if err := s.Reload(path, TriggerSignal); err == nil || !strings.Contains(err.Error(), "upstream.token_file") {
-		t.Errorf("reload with an empty token file = %v, want an upstream.token_file error", err)
+	writeFile(t, file, "")
+	if err := s.Reload(path, TriggerSignal); err == nil || !strings.Contains(err.Error(), key) {
+		t.Errorf("reload with an empty file = %v, want an error naming %s", err, key)
 	}
-	if got := sent(); got != "token-two" {
-		t.Errorf("after a rejected reload the engine got token %q, want token-two", got)
+	if v := sent(); v != two {
+		t.Errorf("after a rejected reload sent %q, want %q", v, two)
 	}
 }
 
@@ -586,38 +600,7 @@ func TestReloadRotatesParamsHeaderFile(t *testing.T) {
 	if !slices.Contains(referencedFiles(cfg), authFile) {
 		t.Fatalf("referencedFiles lacks %s: the watcher would not see it change", authFile)
 	}
-	s := serveFile(t, path)
-
-	sent := func() string {
-		t.Helper()
-		if got := s.status(t, keyA); got != http.StatusOK {
-			t.Fatalf("action: %d", got)
-		}
-		select {
-		case a := <-auths:
-			return a
-		case <-time.After(5 * time.Second):
-			t.Fatal("the params service was not called")
-			return ""
-		}
-	}
-	if got := sent(); got != "Bearer one" {
-		t.Fatalf("params service got %q, want Bearer one", got)
-	}
-	writeFile(t, authFile, "Bearer two\n")
-	if err := s.Reload(path, TriggerSignal); err != nil {
-		t.Fatal(err)
-	}
-	if got := sent(); got != "Bearer two" {
-		t.Errorf("after the reload the params service got %q, want Bearer two", got)
-	}
-	writeFile(t, authFile, "")
-	if err := s.Reload(path, TriggerSignal); err == nil || !strings.Contains(err.Error(), "params.http.header_files.Authorization") {
-		t.Errorf("reload with an empty header file = %v, want a params.http.header_files error", err)
-	}
-	if got := sent(); got != "Bearer two" {
-		t.Errorf("after a rejected reload the params service got %q, want Bearer two", got)
-	}
+	checkSecretFileRotates(t, serveFile(t, path), path, authFile, "params.http.header_files.Authorization", auths, "Bearer one", "Bearer two")
 }
 
 func TestReadinessWithoutUpstream(t *testing.T) {
