@@ -165,13 +165,16 @@ func Middleware(m *Metrics, al *AccessLog, next http.Handler) http.Handler {
 		rec := &record{}
 		rw := &responseRecorder{ResponseWriter: w}
 		next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), recordKey{}, rec)))
-		o := &observation{m: m, al: al, r: r, start: start, status: rw.status, bytes: rw.bytes, rayID: rw.rayID, hijacked: rw.hijacked}
+		o := observation{m: m, al: al, r: r, start: start, status: rw.status, bytes: rw.bytes, rayID: rw.rayID, hijacked: rw.hijacked}
 		if o.status == 0 {
 			o.status = http.StatusOK // nothing written: net/http answers 200
 		}
 		rec.mu.Lock()
 		if rec.wsOpen && rec.ws == nil {
-			rec.later = o // the WebSocket is still open: NoteWebSocket finishes
+			// The WebSocket is still open: NoteWebSocket finishes. (Only
+			// this copy goes to the heap, not every request's.)
+			later := o
+			rec.later = &later
 			rec.mu.Unlock()
 			return
 		}
