@@ -287,7 +287,8 @@ func TestClientThroughGateway(t *testing.T) {
 		c := startClient(t, open.URL)
 		var mu sync.Mutex
 		var calls []time.Time
-		key := warmActor(t, ctx, c, static.Params)
+		key := clientKey(t)
+		warmActor(t, open.URL, key[0], static.Params)
 		h := c.GetOrCreate("counter", key, rivetclient.HandleOptions{GetParams: func(context.Context) (any, error) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -325,7 +326,8 @@ func TestClientThroughGateway(t *testing.T) {
 		ctx := clientContext(t)
 		c := startClient(t, jwtGW.URL)
 		var calls atomic.Int32
-		key := warmActor(t, ctx, c, map[string]string{"authToken": clientMint(t, "carol", time.Minute), "token": "warm"})
+		key := clientKey(t)
+		warmActor(t, jwtGW.URL, key[0], map[string]string{"authToken": clientMint(t, "carol", time.Minute), "token": "warm"})
 		h := c.GetOrCreate("counter", key, rivetclient.HandleOptions{GetParams: func(context.Context) (any, error) {
 			switch n := calls.Add(1); n {
 			case 1: // expires soon: the gateway closes the socket with ws.going_away then
@@ -441,7 +443,8 @@ params:
 		c := startClient(t, paramsGW.URL)
 		var ttl atomic.Int64
 		ttl.Store(int64(2 * time.Second))
-		key := warmActor(t, ctx, c, map[string]string{"authToken": clientMint(t, "svc-user", time.Minute)})
+		key := clientKey(t)
+		warmActor(t, paramsGW.URL, key[0], map[string]string{"authToken": clientMint(t, "svc-user", time.Minute)})
 		h := c.GetOrCreate("counter", key, rivetclient.HandleOptions{GetParams: func(context.Context) (any, error) {
 			return map[string]string{"authToken": clientMint(t, "svc-user", time.Duration(ttl.Load()))}, nil
 		}})
@@ -683,41 +686,6 @@ func clientContext(t *testing.T) context.Context {
 func clientKey(t *testing.T) []string {
 	name := strings.NewReplacer("/", "-", " ", "-", ".", "-").Replace(t.Name())
 	return []string{fmt.Sprintf("%s-%d", name, time.Now().UnixNano())}
-}
-
-// warmActor creates a fresh counter for the test through c with params and
-// waits until it answers an action, then returns its key. Engine 2.3.19
-// sometimes takes longer than its own 10 s route timeout to start a new
-// actor (seen under CI load: guard.service_unavailable or
-// pegboard.route_resolve_query_timeout for new actors, for tens of seconds,
-// while existing actors answer). Tests that count GetParams calls or
-// rely on short-lived tokens warm their actor first, so that a slow actor
-// start is not mistaken for a client or gateway bug.
-func warmActor(t *testing.T, ctx context.Context, c *rivetclient.Client, params any) []string {
-	t.Helper()
-	key := clientKey(t)
-	h := c.GetOrCreate("counter", key, rivetclient.HandleOptions{Params: params})
-	for attempt := 1; ; attempt++ {
-		err := h.Action(ctx, "getCount", nil)
-		if err == nil {
-			if attempt > 1 {
-				t.Logf("actor %s answered after %d attempts", key[0], attempt)
-			}
-			return key
-		}
-		// guard.service_unavailable, or a 504 such as
-		// pegboard.route_resolve_query_timeout: the engine is still
-		// starting the actor.
-		var ae *rivetclient.ActorError
-		if !rivetclient.IsRetryable(err) && !(errors.As(err, &ae) && ae.StatusCode >= 500) {
-			t.Fatalf("warming actor %s: %v", key[0], err)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("warming actor %s: %v (last error %v)", key[0], ctx.Err(), err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 // clientWaitFor polls cond until it holds, failing the test after clientWait.

@@ -512,7 +512,7 @@ func TestFaultGracefulShutdownUnderLoad(t *testing.T) {
 	// (Idempotency-Key): it never reached a gateway.
 	// The actor the slow action runs on exists before SIGTERM: what is in
 	// flight then is the action, not an engine actor start (see warmActor).
-	warmHTTPActor(t, lb.URL, "drain-slow")
+	warmActor(t, lb.URL, "drain-slow", map[string]string{"token": "t"})
 	load := startHTTPLoad(t, lb.URL, 4)
 	load.waitCount(t, 40)
 	slow := make(chan *http.Response, 1)
@@ -575,35 +575,6 @@ func TestFaultGracefulShutdownUnderLoad(t *testing.T) {
 }
 
 // --- helpers ---
-
-// warmHTTPActor creates the counter with key through endpoint and waits
-// (up to a minute) until it answers a plain action: engine 2.3.19 can take
-// longer than its 10 s route timeout to start a new actor under load.
-func warmHTTPActor(t *testing.T, endpoint, key string) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		req, _ := http.NewRequest("POST", endpoint+actionPath(key, "slow"), strings.NewReader(`{"args":[0]}`))
-		req.Header.Set("X-Rivet-Encoding", "json")
-		req.Header.Set("X-Rivet-Conn-Params", `{"token":"t"}`)
-		res, err := http.DefaultClient.Do(req)
-		status := 0
-		if err == nil {
-			status = res.StatusCode
-			_, _ = io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-		}
-		switch {
-		case status == http.StatusOK:
-			return
-		case status != 0 && status != http.StatusBadGateway && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout:
-			t.Fatalf("warming actor %s: status %d", key, status)
-		case time.Now().After(deadline):
-			t.Fatalf("warming actor %s: not answering after a minute (status %d, %v)", key, status, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
 
 // waitSignalFile waits for dir/name, failing early when early reports that the other side is
 // gone (with what it left).

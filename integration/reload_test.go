@@ -69,7 +69,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	client := &http.Client{Timeout: 15 * time.Second}
 	for w := range httpWorkers {
 		key := fmt.Sprintf("reload-http-%d-%d", w, time.Now().UnixNano())
-		warmHTTPActor(t, gw.URL, key) // the load measures reloads, not actor starts
+		warmActor(t, gw.URL, key, map[string]string{"token": "t"}) // the load measures reloads, not actor starts
 		wg.Go(func() {
 			for n := 0; n < 100000; n++ {
 				select {
