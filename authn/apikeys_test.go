@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"slices"
 	"errors"
 	"os"
 	"path/filepath"
@@ -43,17 +44,21 @@ func TestAPIKeys(t *testing.T) {
 		{"expired key", actionAlice, []string{"X-API-Key", expiredKey}, 401, "expired", ""},
 		{"two X-API-Key headers", actionAlice, []string{"X-API-Key", "nope", "X-API-Key", backendKey}, 401, "malformed", ""},
 		{"scope action:counter", actionAlice, []string{"X-API-Key", backendKey}, 200, "", "backend"},
-		{"scope connect:*", "/gateway/chat/connect?rvt-namespace=default&rvt-method=get&rvt-key=x", []string{"X-API-Key", backendKey}, 200, "", "backend"},
+		{"scope connect:*", "/gateway/chat/connect?rvt-namespace=default&rvt-method=get&rvt-key=x", []string{"X-API-Key", backendKey, "Connection", "Upgrade", "Upgrade", "websocket"}, 200, "", "backend"},
 		{"no scope for queue", "/gateway/counter/queue/jobs?rvt-namespace=default&rvt-method=get&rvt-key=x", []string{"X-API-Key", backendKey}, 403, "missing_scope", ""},
 		{"no scope for other actor", "/gateway/chat/action/send?rvt-namespace=default&rvt-method=get&rvt-key=x", []string{"X-API-Key", backendKey}, 403, "missing_scope", ""},
-		{"actor by id unknown to action:counter", actionByID, []string{"X-API-Key", backendKey}, 403, "missing_scope", ""},
-		{"no scope for actors API", "/actors?namespace=default", []string{"X-API-Key", backendKey}, 403, "missing_scope", ""},
-		{"unscoped key", "/actors?namespace=default", []string{"X-API-Key", fullKey}, 200, "", "full"},
+		{"actor by id resolved to counter", actionByID, []string{"X-API-Key", backendKey}, 200, "", "backend"},
+		{"no scope for create", "/actors?namespace=default", []string{"X-API-Key", backendKey}, 403, "missing_scope", ""},
+		{"unscoped key creates", "/actors?namespace=default", []string{"X-API-Key", fullKey}, 200, "", "full"},
 		{"JWT-shaped but no issuers", actionAlice, bearer("a.b.c"), 401, "invalid_api_key", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res := serve(t, a, newRequest(t, "POST", tc.target, tc.headers...))
+			method := "POST"
+			if slices.Contains(tc.headers, "Upgrade") {
+				method = "GET"
+			}
+			res := serve(t, a, newRequest(t, method, tc.target, tc.headers...))
 			if res.status != tc.wantStatus {
 				t.Fatalf("status: got %d, want %d (%s)", res.status, tc.wantStatus, res.raw)
 			}

@@ -175,25 +175,27 @@ func (a *Authenticator) Close() {
 
 // Middleware authenticates and authorizes each request before next:
 //
-//   - CORS preflights (OPTIONS with Access-Control-Request-Method) pass
-//     untouched: browsers never send credentials on them.
-//   - The route comes from rivet.RouteFrom (no route: an unknown intent,
-//     which needs a credential under the built-in rules); the first
-//     matching rule applies.
+//   - The route comes from rivet.RouteFrom and must be resolved (every
+//     actor it reaches known by namespace, name and key): a request that
+//     is not is refused, never guessed at.
+//   - For each actor the route reaches (or once, when it reaches none) the
+//     first matching rule applies; a privileged intent (inspector, list,
+//     destroy, kv, admin) is matched only by rules that name it.
 //   - The first configured source carrying a credential is verified: a JWT
 //     when it has the shape of one and issuers are configured, an API key
-//     otherwise.
+//     otherwise. A credential that is present but not well-formed is a
+//     401, never ignored.
 //   - Rejections are answered with rivet.WriteError: 401 auth.unauthorized
 //     or 403 auth.forbidden as JSON, or on a WebSocket upgrade an accepted
 //     socket closed with 1011 and that reason.
-//   - Otherwise credentials are stripped (unless forward_credentials), the
-//     Identity is stored in the context (IdentityFrom) and next runs.
+//   - Otherwise every credential carrier the gateway knows is stripped
+//     (unless forward_credentials), the Identity is stored in the context
+//     (IdentityFrom) and next runs.
+//
+// CORS preflights never get here: the CORS layer answers them, and an
+// OPTIONS without Origin is no preflight but an ordinary request.
 func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-			next.ServeHTTP(w, r)
-			return
-		}
 		out, err := a.serve(r)
 		if err != nil {
 			rivet.WriteError(w, r, err)
@@ -203,17 +205,26 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-var unknownRoute = &rivet.Route{}
-
 // serve decides r: the request to forward, or the error to answer with.
 func (a *Authenticator) serve(r *http.Request) (*http.Request, error) {
 	rt := rivet.RouteFrom(r.Context())
-	if rt == nil {
-		rt = unknownRoute
+	if rt == nil || !rt.Resolved {
+		// The chain must classify and resolve before authentication; a
+		// route whose actors are unknown cannot be authorized.
+		a.log.Error("request reached authentication without a resolved route")
+		return nil, rivet.ErrInternal
 	}
-	rl := a.match(rt)
-	if rl.allow == allowDeny {
-		return nil, a.decided(r, rt, rl, nil, ErrDenied, "")
+	n := max(len(rt.Actors), 1)
+	rules := make([]*rule, n)
+	anonymous := true
+	for i := range rules {
+		rules[i] = a.match(rt, actorAt(rt, i))
+		switch rules[i].allow {
+		case allowDeny:
+			return nil, a.decided(r, rt, rules[i], nil, ErrDenied, "")
+		case allowAuthenticated:
+			anonymous = false
+		}
 	}
 
 	c := carriers{cfg: &a.sources, r: r, ws: rivet.IsUpgrade(r)}
@@ -225,7 +236,7 @@ func (a *Authenticator) serve(r *http.Request) (*http.Request, error) {
 
 	anonReason := ""
 	switch {
-	case rl.allow == allowAnonymous:
+	case anonymous:
 		if !found || err != nil {
 			// A bad credential must not break an anonymous route: the RivetKit
 			// client retries /metadata forever and blocks on it.
@@ -233,12 +244,17 @@ func (a *Authenticator) serve(r *http.Request) (*http.Request, error) {
 			id = &Identity{Method: MethodAnonymous}
 		}
 	case !found:
-		return nil, a.decided(r, rt, rl, nil, ErrNoCredential, "")
+		return nil, a.decided(r, rt, rules[0], nil, ErrNoCredential, "")
 	case err != nil:
-		return nil, a.decided(r, rt, rl, nil, err, cred.src.String())
+		return nil, a.decided(r, rt, rules[0], nil, err, cred.src.String())
 	default:
-		if err := rl.authorize(id, rt); err != nil {
-			return nil, a.decided(r, rt, rl, id, err, cred.src.String())
+		for i, rl := range rules {
+			if rl.allow != allowAuthenticated {
+				continue
+			}
+			if err := rl.authorize(id, rt, actorAt(rt, i)); err != nil {
+				return nil, a.decided(r, rt, rl, id, err, cred.src.String())
+			}
 		}
 	}
 
@@ -250,15 +266,24 @@ func (a *Authenticator) serve(r *http.Request) (*http.Request, error) {
 			return nil, rivet.ErrInvalidRequest.Wrap(err).With("reason", "conn_params")
 		}
 	}
-	_ = a.decided(r, rt, rl, id, nil, anonReason)
+	_ = a.decided(r, rt, rules[0], id, nil, anonReason)
 	return out, nil
 }
 
-// match returns the first rule matching rt. The last built-in rule matches
-// everything, so the loop always returns.
-func (a *Authenticator) match(rt *rivet.Route) *rule {
+// actorAt returns the i-th actor rt reaches, or nil when it reaches none.
+func actorAt(rt *rivet.Route, i int) *rivet.Actor {
+	if i < len(rt.Actors) {
+		return &rt.Actors[i]
+	}
+	return nil
+}
+
+// match returns the first rule matching rt reaching a. The last built-in
+// rule matches every intent that is not privileged, and the built-in deny
+// before it every privileged one, so the loop always returns.
+func (a *Authenticator) match(rt *rivet.Route, act *rivet.Actor) *rule {
 	for i := range a.rules[:len(a.rules)-1] {
-		if a.rules[i].matches(rt) {
+		if a.rules[i].matches(rt, act) {
 			return &a.rules[i]
 		}
 	}
@@ -301,7 +326,7 @@ func (a *Authenticator) decided(r *http.Request, rt *rivet.Route, rl *rule, id *
 		attrs := []slog.Attr{
 			slog.String("result", o.Result), slog.String("reason", o.Reason),
 			slog.String("rule", rl.name), slog.String("intent", rt.Intent.String()),
-			slog.String("actor", rt.ActorName), slog.String("namespace", rt.Namespace),
+			slog.String("actor", rt.ActorLabel()), slog.String("namespace", routeNamespace(rt)),
 			slog.String("source", detail), slog.String("error", err.Error()),
 		}
 		if id != nil {
@@ -311,6 +336,15 @@ func (a *Authenticator) decided(r *http.Request, rt *rivet.Route, rl *rule, id *
 		a.log.LogAttrs(r.Context(), slog.LevelDebug, "request rejected", attrs...)
 	}
 	return rejection(err)
+}
+
+// routeNamespace is the namespace of the actor rt reaches, else the one
+// its query names.
+func routeNamespace(rt *rivet.Route) string {
+	if a := rt.Actor(); a != nil {
+		return a.Namespace
+	}
+	return rt.Namespace
 }
 
 // SessionDeadline returns when the connection of r (a request the

@@ -1,6 +1,10 @@
 package authn
 
-import "time"
+import (
+	"time"
+
+	"github.com/rivet-gateway/rivet-gateway/rivet"
+)
 
 // Config is the auth: section of the gateway's configuration. Start from
 // DefaultConfig: its zero value has no credential sources and fails
@@ -322,14 +326,28 @@ func DefaultConfig() Config {
 
 // BuiltinRules returns the rules that follow Config.Rules: the RivetKit
 // client awaits GET /metadata before anything else and retries it forever,
-// so it never requires a credential; the inspector is denied; every other
-// request needs a valid credential.
+// so it never requires a credential; the privileged intents (the
+// inspector, listing, destroying, an actor's raw storage, engine
+// administration) are denied; every other request needs a valid
+// credential. A user rule matches a privileged intent only when it names
+// it, so the deny effectively runs before every rule that does not.
 func BuiltinRules() []Rule {
 	return []Rule{
 		{Match: Match{Intents: []string{"health", "metadata"}}, Allow: AllowAnonymous},
-		{Match: Match{Intents: []string{"inspector"}}, Allow: AllowDeny},
+		{Match: Match{Intents: PrivilegedIntents()}, Allow: AllowDeny},
 		{Allow: AllowAuthenticated},
 	}
+}
+
+// PrivilegedIntents names the intents only an explicit rule can grant.
+func PrivilegedIntents() []string {
+	var out []string
+	for _, i := range rivet.Intents() {
+		if i.Privileged() {
+			out = append(out, i.String())
+		}
+	}
+	return out
 }
 
 // withDefaults returns c with the zero-valued JWKS settings defaulted.

@@ -40,18 +40,13 @@ auth:
   rules:
     # Each user reaches only the counter whose key starts with their sub:
     # client.counter.getOrCreate([userId]).
-    - match: {intents: [action, connect], actors: [counter], targets: [key]}
+    - match: {actors: [counter]}
       allow: authenticated
       claims: {"https://example.com/role": [member, admin]}
       key_binding: {index: 0, claim: sub}
-    # Addressing an actor by id would skip the key binding: refuse it.
-    - match: {intents: [action, queue, request, connect, websocket], targets: [id]}
-      allow: deny
-    # The actors API (create, list, destroy by id) is for backends only.
-    - match: {intents: [actors]}
-      allow: deny
-    # Built-ins follow: /health and /metadata anonymous, the inspector
-    # denied, everything else needs a valid token.
+    # Built-ins follow: /health and /metadata anonymous; the inspector,
+    # listing, destroy, KV and engine administration denied; everything
+    # else needs a valid token.
 `
 
 const readmeAPIKeys = `

@@ -79,9 +79,9 @@ var errAmbiguous = errors.New("credential source is ambiguous")
 
 // find returns the credential of the first source, in configured order,
 // that carries one. A source carrying something unusable (two
-// Authorization headers, a non-string params field) stops the search with
-// ErrTokenMalformed: falling through to the next source would let a client
-// choose which of two credentials is checked.
+// Authorization headers, another scheme, a non-string params field) stops
+// the search with ErrTokenMalformed: falling through to the next source
+// would let a client choose which of two credentials is checked.
 func (c *carriers) find() (credential, bool, error) {
 	for _, src := range c.cfg.order {
 		v, ok, err := c.read(src)
@@ -98,8 +98,14 @@ func (c *carriers) find() (credential, bool, error) {
 	return credential{}, false, nil
 }
 
+// read returns the credential src carries. A carrier that is present but
+// not in the one form the gateway reads (another scheme, odd whitespace, a
+// quoted or repeated cookie, an empty value) is an error: ignoring it would
+// let it through to the actor, where another reader may accept it (the
+// inspector takes "Bearer<TAB>token" and a bare token).
 func (c *carriers) read(src source) (string, bool, error) {
 	h := c.r.Header
+	var v string
 	switch src {
 	case srcBearer:
 		vals := h.Values("Authorization")
@@ -109,61 +115,121 @@ func (c *carriers) read(src source) (string, bool, error) {
 		if len(vals) > 1 {
 			return "", false, errAmbiguous
 		}
-		tok, ok := bearerToken(vals[0])
-		if !ok {
-			return "", false, nil // another scheme: not ours
-		}
-		if tok == "" {
-			return "", false, errors.New("empty bearer token")
+		tok, ok := strings.CutPrefix(vals[0], "Bearer ")
+		if !ok || !token68(tok) {
+			return "", false, errors.New(`Authorization is not "Bearer <token>"`)
 		}
 		return tok, true, nil
 	case srcAPIKeyHeader:
 		vals := h.Values(c.cfg.apiKeyHeader)
+		if len(vals) == 0 {
+			return "", false, nil
+		}
 		if len(vals) > 1 {
 			return "", false, errAmbiguous
 		}
-		if len(vals) == 0 || strings.TrimSpace(vals[0]) == "" {
-			return "", false, nil
-		}
-		return strings.TrimSpace(vals[0]), true, nil
+		v = vals[0]
 	case srcCookie:
-		cookies := c.r.CookiesNamed(c.cfg.cookie)
-		if len(cookies) > 1 {
-			// Cookie tossing: a sibling subdomain can plant a second cookie
-			// of the same name that the browser sends first.
-			return "", false, errAmbiguous
+		val, found, err := cookieCredential(h.Values("Cookie"), c.cfg.cookie)
+		if err != nil || !found {
+			return "", false, err
 		}
-		if len(cookies) == 0 || cookies[0].Value == "" {
-			return "", false, nil
-		}
-		return cookies[0].Value, true, nil
+		v = val
 	case srcQuery:
-		return queryCredential(c.r.URL.RawQuery, c.cfg.query)
+		val, found, err := queryCredential(c.r.URL.RawQuery, c.cfg.query)
+		if err != nil || !found {
+			return "", false, err
+		}
+		v = val
 	case srcConnParams:
 		raw, ok := c.connParams()[c.cfg.field]
 		if !ok || string(raw) == "null" {
 			return "", false, nil
 		}
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		if err := json.Unmarshal(raw, &v); err != nil {
 			return "", false, errors.New("connection-params credential field is not a string")
 		}
-		if s == "" {
-			return "", false, nil
-		}
-		return s, true, nil
+	default:
+		return "", false, nil
 	}
-	return "", false, nil
+	if !visibleASCII(v) {
+		return "", false, errors.New("credential is empty or holds whitespace or non-ASCII bytes")
+	}
+	return v, true, nil
 }
 
-// bearerToken returns the token of an "Authorization: Bearer <token>"
-// value; ok is false for other schemes.
-func bearerToken(v string) (string, bool) {
-	scheme, tok, _ := strings.Cut(strings.TrimSpace(v), " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		return "", false
+// token68 reports whether s is an RFC 7235 token68: what a bearer token is.
+func token68(s string) bool {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			break
+		}
 	}
-	return strings.TrimSpace(tok), true
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// visibleASCII reports whether s is non-empty and only visible ASCII.
+func visibleASCII(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// cookieCredential reads cookie name from the Cookie header lines. A pair
+// named name must appear once, as name=value with a plain (unquoted)
+// RFC 6265 value: a second one may be planted by a sibling subdomain
+// (cookie tossing), and other spellings are read differently by others.
+func cookieCredential(lines []string, name string) (string, bool, error) {
+	var val string
+	n := 0
+	for _, line := range lines {
+		for part := range strings.SplitSeq(line, ";") {
+			k, v, hasEq := strings.Cut(strings.TrimLeft(part, " \t"), "=")
+			if strings.TrimSpace(k) != name {
+				continue
+			}
+			if n++; n > 1 {
+				return "", false, errAmbiguous
+			}
+			v = strings.TrimRight(v, " \t")
+			if !hasEq || k != name || !cookieValue(v) {
+				return "", false, errors.New("auth cookie is not name=value")
+			}
+			val = v
+		}
+	}
+	return val, n > 0, nil
+}
+
+// cookieValue reports whether v is a non-empty run of RFC 6265
+// cookie-octets (no quotes).
+func cookieValue(v string) bool {
+	if v == "" {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c <= ' ' || c >= 0x7f || c == '"' || c == ',' || c == ';' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // queryCredential reads name from a raw query, matching the raw key exactly
@@ -185,7 +251,7 @@ func queryCredential(raw, name string) (string, bool, error) {
 		}
 		val = u
 	}
-	return val, val != "", nil
+	return val, n > 0, nil
 }
 
 // connParams returns the request's connection params as a JSON object, or
@@ -225,10 +291,11 @@ func paramsDialect(h http.Header, ws bool) rivet.Dialect {
 }
 
 // strip removes from out (a shallow copy of c.r whose Header and URL it
-// may replace) every credential present in a configured source, used or
-// not: the gateway owns these carriers. A conn-params field is removed by
-// re-encoding the params, in the carrier and dialect they came in; params
-// left empty stay "{}".
+// may replace) every credential carrier the gateway knows, whichever were
+// configured and whichever was used: Authorization (any scheme), the API key
+// header, the auth cookie, the query parameter, and the conn-params field
+// (removed by re-encoding the params, in the carrier and dialect they came
+// in; params left empty stay "{}").
 func (c *carriers) strip(out *http.Request) error {
 	h := c.r.Header
 	cloned := false
@@ -238,48 +305,49 @@ func (c *carriers) strip(out *http.Request) error {
 		}
 		return out.Header
 	}
-	for _, src := range c.cfg.order {
-		switch src {
-		case srcBearer:
-			if _, ok := bearerToken(h.Get("Authorization")); ok || len(h.Values("Authorization")) > 1 {
-				header().Del("Authorization")
-			}
-		case srcAPIKeyHeader:
-			if len(h.Values(c.cfg.apiKeyHeader)) > 0 {
-				header().Del(c.cfg.apiKeyHeader)
-			}
-		case srcCookie:
-			if len(c.r.CookiesNamed(c.cfg.cookie)) > 0 {
-				removeCookie(header(), c.cfg.cookie)
-			}
-		case srcQuery:
-			if q := rivet.RemoveQueryParam(c.r.URL.RawQuery, c.cfg.query); q != c.r.URL.RawQuery {
-				u := *c.r.URL
-				u.RawQuery = q
-				out.URL = &u
-				out.RequestURI = u.RequestURI()
-			}
-		case srcConnParams:
-			params := c.connParams()
-			if _, ok := params[c.cfg.field]; !ok {
-				continue
-			}
-			rest := make(map[string]json.RawMessage, len(params)-1)
-			for k, v := range params {
-				if k != c.cfg.field {
-					rest[k] = v
-				}
-			}
-			enc, err := rivet.MarshalASCII(rest)
-			if err != nil {
-				return err
-			}
-			if err := rivet.SetConnParams(header(), c.ws, enc, c.dialect, 0); err != nil {
-				return err
+	if len(h.Values("Authorization")) > 0 {
+		header().Del("Authorization")
+	}
+	if len(h.Values(c.cfg.apiKeyHeader)) > 0 {
+		header().Del(c.cfg.apiKeyHeader)
+	}
+	if hasCookie(h.Values("Cookie"), c.cfg.cookie) {
+		removeCookie(header(), c.cfg.cookie)
+	}
+	if q := rivet.RemoveQueryParam(c.r.URL.RawQuery, c.cfg.query); q != c.r.URL.RawQuery {
+		u := *c.r.URL
+		u.RawQuery = q
+		out.URL = &u
+		out.RequestURI = u.RequestURI()
+	}
+	params := c.connParams()
+	if _, ok := params[c.cfg.field]; !ok {
+		return nil
+	}
+	rest := make(map[string]json.RawMessage, len(params)-1)
+	for k, v := range params {
+		if k != c.cfg.field {
+			rest[k] = v
+		}
+	}
+	enc, err := rivet.MarshalASCII(rest)
+	if err != nil {
+		return err
+	}
+	return rivet.SetConnParams(header(), c.ws, enc, c.dialect, 0)
+}
+
+// hasCookie reports whether any Cookie line has a pair named name, in any
+// spelling removeCookie removes.
+func hasCookie(lines []string, name string) bool {
+	for _, line := range lines {
+		for part := range strings.SplitSeq(line, ";") {
+			if k, _, _ := strings.Cut(part, "="); strings.TrimSpace(k) == name {
+				return true
 			}
 		}
 	}
-	return nil
+	return false
 }
 
 // removeCookie drops every name=value pair called name from h's Cookie

@@ -303,11 +303,11 @@ func TestSessionDeadline(t *testing.T) {
 			c := cfg
 			c.CloseOnExpiry = tc.closeOn
 			a := newAuth(t, c)
-			target := actionAlice
+			method, target := "POST", actionAlice
 			if tc.header == nil {
-				target = "/metadata"
+				method, target = "GET", "/metadata"
 			}
-			res := serve(t, a, newRequest(t, "POST", target, tc.header...))
+			res := serve(t, a, newRequest(t, method, target, tc.header...))
 			if res.status != 200 {
 				t.Fatalf("status: got %d, want 200 (%s)", res.status, res.raw)
 			}

@@ -25,7 +25,7 @@ func parseScope(s string) (scope, error) {
 	}
 	if intent != "*" {
 		if _, ok := rivet.ParseIntent(intent); !ok {
-			return scope{}, fmt.Errorf("scope %q: unknown intent %q (want an intent name or *)", s, intent)
+			return scope{}, fmt.Errorf("scope %q: unknown intent %q%s", s, intent, intentHint(intent))
 		}
 	}
 	if actor == "" || strings.ContainsAny(actor, " \t\r\n") {
@@ -147,23 +147,30 @@ func compileRule(name string, r Rule) rule {
 	return c
 }
 
-// matches reports whether the rule applies to rt.
-func (r *rule) matches(rt *rivet.Route) bool {
-	if r.intents != 0 && r.intents&(1<<rt.Intent) == 0 {
+// matches reports whether the rule applies to rt reaching actor a (nil
+// when the route reaches no one actor). A privileged intent (inspector,
+// list, destroy, kv, admin) is matched only by a rule that names it.
+func (r *rule) matches(rt *rivet.Route, a *rivet.Actor) bool {
+	bit := uint32(1) << rt.Intent
+	if r.intents&bit == 0 && (r.intents != 0 || rt.Intent.Privileged()) {
 		return false
 	}
-	if len(r.actors) > 0 && !slices.Contains(r.actors, rt.ActorName) {
+	name, ns := "", rt.Namespace
+	if a != nil {
+		name, ns = a.Name, a.Namespace
+	}
+	if len(r.actors) > 0 && !slices.Contains(r.actors, name) {
 		return false
 	}
-	if len(r.namespaces) > 0 && !slices.Contains(r.namespaces, rt.Namespace) {
+	if len(r.namespaces) > 0 && !slices.Contains(r.namespaces, ns) {
 		return false
 	}
 	if r.targets != 0 {
 		t := uint8(0)
 		switch {
-		case rt.ActorID != "":
+		case a != nil && a.ID != "":
 			t = targetID
-		case rt.ActorName != "":
+		case a != nil:
 			t = targetKey
 		}
 		if r.targets&t == 0 {
@@ -173,8 +180,9 @@ func (r *rule) matches(rt *rivet.Route) bool {
 	return true
 }
 
-// authorize applies an authenticated rule's checks to a verified id.
-func (r *rule) authorize(id *Identity, rt *rivet.Route) error {
+// authorize applies an authenticated rule's checks to a verified id
+// reaching actor a (nil when the route reaches no one actor).
+func (r *rule) authorize(id *Identity, rt *rivet.Route, a *rivet.Actor) error {
 	if r.methods != 0 {
 		bit := methodJWT
 		if id.Method == MethodAPIKey {
@@ -187,10 +195,14 @@ func (r *rule) authorize(id *Identity, rt *rivet.Route) error {
 	if len(r.issuers) > 0 && (id.Method != MethodJWT || !slices.Contains(r.issuers, id.issuerName)) {
 		return wrap(ErrMethodNotAllowed, fmt.Errorf("%s: issuer %q not accepted", r.name, id.issuerName))
 	}
+	name := ""
+	if a != nil {
+		name = a.Name
+	}
 	// An API key's own scopes bound every request it makes.
 	if id.Method == MethodAPIKey && len(id.Scopes) > 0 &&
-		!grants(id.Scopes, scope{rt.Intent.String(), rt.ActorName}, "") {
-		return wrap(ErrScopeMissing, fmt.Errorf("API key %q has no scope for %s:%s", id.APIKeyID, rt.Intent, orAny(rt.ActorName)))
+		!grants(id.Scopes, scope{rt.Intent.String(), name}, "") {
+		return wrap(ErrScopeMissing, fmt.Errorf("API key %q has no scope for %s:%s", id.APIKeyID, rt.Intent, orAny(name)))
 	}
 	for _, c := range r.claims {
 		if !claimMatches(id.Claims, c.name, c.values) {
@@ -203,11 +215,11 @@ func (r *rule) authorize(id *Identity, rt *rivet.Route) error {
 		}
 	}
 	if b := r.binding; b != nil {
-		if b.Index >= len(rt.Key) {
-			return wrap(ErrKeyBinding, fmt.Errorf("%s: request has no actor key element %d", r.name, b.Index))
+		if a == nil || b.Index >= len(a.Key) {
+			return wrap(ErrKeyBinding, fmt.Errorf("%s: request reaches no actor key element %d", r.name, b.Index))
 		}
 		v, ok := claimString(id, b.Claim)
-		if !ok || v == "" || v != rt.Key[b.Index] {
+		if !ok || v == "" || v != a.Key[b.Index] {
 			return wrap(ErrKeyBinding, fmt.Errorf("%s: actor key element %d does not equal claim %q", r.name, b.Index, b.Claim))
 		}
 	}
@@ -216,7 +228,7 @@ func (r *rule) authorize(id *Identity, rt *rivet.Route) error {
 
 func orAny(s string) string {
 	if s == "" {
-		return "<by id>"
+		return "<no actor>"
 	}
 	return s
 }

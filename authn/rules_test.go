@@ -34,13 +34,15 @@ func TestBuiltinRules(t *testing.T) {
 		{"raw request needs a credential", "GET", "/gateway/counter/request/hello?rvt-namespace=default&rvt-method=get&rvt-key=a", nil, false, 401, "missing", ""},
 		{"inspector denied even with a token", "GET", inspector, bearer(good), false, 403, "denied", ""},
 		{"inspector denied anonymous", "GET", inspector, nil, false, 403, "denied", ""},
-		{"unknown path needs a credential", "GET", "/somewhere/else", nil, false, 401, "missing", ""},
-		{"gateway target without a route needs a credential", "GET", "/gateway/counter", nil, false, 401, "missing", ""},
-		{"no route in context needs a credential", "GET", "/health", nil, true, 401, "missing", ""},
-		{"no route in context, good token", "GET", "/health", bearer(good), true, 200, "", MethodJWT},
-		{"preflight passes untouched", "OPTIONS", actionAlice, []string{"Access-Control-Request-Method", "POST", "Origin", "https://app.test"}, false, 200, "", ""},
-		{"preflight to inspector passes", "OPTIONS", inspector, []string{"Access-Control-Request-Method", "GET"}, false, 200, "", ""},
-		{"plain OPTIONS is not a preflight", "OPTIONS", actionAlice, nil, false, 401, "missing", ""},
+		{"inspector through request denied", "GET", "/gateway/tdpqkgvaig2jgfhgqrgvpg0u30cl00/request/inspector/state", bearer(good), false, 403, "denied", ""},
+		{"destroy denied", "DELETE", "/actors/tdpqkgvaig2jgfhgqrgvpg0u30cl00?namespace=default", bearer(good), false, 403, "denied", ""},
+		{"kv denied", "GET", "/actors/tdpqkgvaig2jgfhgqrgvpg0u30cl00/kv/keys/Aw==?namespace=default", bearer(good), false, 403, "denied", ""},
+		{"list denied", "GET", "/actors?namespace=default&name=counter", bearer(good), false, 403, "denied", ""},
+		{"admin denied", "GET", "/runner-configs?namespace=default", bearer(good), false, 403, "denied", ""},
+		{"lookup by key needs a credential", "GET", "/actors?namespace=default&name=counter&key=bob", nil, false, 401, "missing", ""},
+		{"no route in context fails closed", "GET", "/health", bearer(good), true, 500, "", ""},
+		{"OPTIONS with Access-Control-Request-Method but no Origin is authenticated", "OPTIONS", "/gateway/counter/request/x?rvt-namespace=default&rvt-method=get&rvt-key=a", []string{"Access-Control-Request-Method", "GET"}, false, 401, "missing", ""},
+		{"OPTIONS to the inspector is denied", "OPTIONS", "/gateway/tdpqkgvaig2jgfhgqrgvpg0u30cl00/inspector/x", []string{"Access-Control-Request-Method", "GET", "Origin", "https://app.test"}, false, 403, "denied", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,7 +99,7 @@ func TestRules(t *testing.T) {
 			Match: Match{Intents: []string{"action", "queue", "request", "connect", "websocket"}, Targets: []string{"id"}},
 			Allow: AllowDeny,
 		},
-		{Match: Match{Intents: []string{"actors"}}, Methods: []string{MethodAPIKey}},
+		{Match: Match{Intents: []string{"lookup", "create", "get_or_create"}}, Methods: []string{MethodAPIKey}},
 		{Match: Match{Intents: []string{"queue"}, Actors: []string{"jobs"}}, Scopes: []string{"queue:jobs"}},
 		{Match: Match{Intents: []string{"action"}, Actors: []string{"tenant"}}, KeyBinding: &KeyBinding{Index: 1, Claim: "org.id"}},
 		{Match: Match{Namespaces: []string{"public"}}, Allow: AllowAnonymous},
@@ -219,11 +221,6 @@ func TestStripCredentials(t *testing.T) {
 				t.Errorf("Authorization: got %q, want none", v)
 			}
 		}},
-		{"other Authorization scheme is left alone", actionAlice, []string{"Authorization", "Basic dXNlcjpwYXNz", "X-API-Key", key}, false, func(t *testing.T, fwd *http.Request) {
-			if got := fwd.Header.Get("Authorization"); got != "Basic dXNlcjpwYXNz" {
-				t.Errorf("Authorization: got %q, want the Basic header", got)
-			}
-		}},
 		{"api key header", actionAlice, []string{"X-API-Key", key}, false, func(t *testing.T, fwd *http.Request) {
 			if v := fwd.Header.Values("X-API-Key"); len(v) != 0 {
 				t.Errorf("X-API-Key: got %q, want none", v)
@@ -316,7 +313,7 @@ func TestObserve(t *testing.T) {
 	serve(t, a, newRequest(t, "GET", "/metadata", bearer("garbage")...))
 	serve(t, a, newRequest(t, "POST", actionAlice))
 	serve(t, a, newRequest(t, "GET", inspector, bearer(hsToken(t, "alice"))...))
-	serve(t, a, newRequest(t, "OPTIONS", actionAlice, "Access-Control-Request-Method", "POST"))
+	serve(t, a, newRequest(t, "OPTIONS", "/gateway/counter/request/x?rvt-namespace=default&rvt-method=get&rvt-key=a", "Access-Control-Request-Method", "POST"))
 	want := []Outcome{
 		{Result: ResultOK, Method: MethodJWT, Issuer: "local"},
 		{Result: ResultOK, Method: MethodAPIKey, APIKeyID: "full"},
@@ -324,6 +321,7 @@ func TestObserve(t *testing.T) {
 		{Result: ResultAnonymous, Method: MethodAnonymous, Reason: "invalid_api_key"},
 		{Result: ResultUnauthorized, Reason: "missing"},
 		{Result: ResultForbidden, Reason: "denied"},
+		{Result: ResultUnauthorized, Reason: "missing"},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("outcomes:\ngot  %+v\nwant %+v", got, want)
@@ -360,4 +358,82 @@ func TestHTTPErrorShape(t *testing.T) {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestUnparsableCredentialsRefused: a credential that is present but not
+// in the one form the gateway reads is a 401, never ignored (and so never
+// forwarded for another reader, such as the actor's inspector, to accept).
+func TestUnparsableCredentialsRefused(t *testing.T) {
+	cfg := apiKeyConfig()
+	cfg.Credentials = []string{SourceBearer, SourceAPIKeyHeader, SourceConnParams, SourceCookie, SourceQuery}
+	a := newAuth(t, cfg)
+	tok := fullKey
+	tests := []struct {
+		name    string
+		target  string
+		headers []string
+	}{
+		{"Bearer<TAB>", actionAlice, []string{"Authorization", "Bearer\t" + tok}},
+		{"two spaces", actionAlice, []string{"Authorization", "Bearer  " + tok}},
+		{"lower-case scheme", actionAlice, []string{"Authorization", "bearer " + tok}},
+		{"upper-case scheme", actionAlice, []string{"Authorization", "BEARER " + tok}},
+		{"bare token", actionAlice, []string{"Authorization", tok}},
+		{"other scheme", actionAlice, []string{"Authorization", "Basic dXNlcjpwYXNz", "X-API-Key", tok}},
+		{"trailing space", actionAlice, []string{"Authorization", "Bearer " + tok + " "}},
+		{"two Authorization headers", actionAlice, []string{"Authorization", "Bearer " + tok, "Authorization", "Bearer " + tok}},
+		{"empty bearer", actionAlice, []string{"Authorization", "Bearer "}},
+		{"API key with spaces", actionAlice, []string{"X-API-Key", " " + tok}},
+		{"empty API key", actionAlice, []string{"X-API-Key", ""}},
+		{"quoted cookie", actionAlice, []string{"Cookie", `rivet_auth="` + tok + `"`}},
+		{"cookie with spaces around =", actionAlice, []string{"Cookie", "rivet_auth = " + tok}},
+		{"two auth cookies", actionAlice, []string{"Cookie", "rivet_auth=" + tok + "; rivet_auth=x"}},
+		{"cookie without value", actionAlice, []string{"Cookie", "a=1; rivet_auth"}},
+		{"empty params field", actionAlice, []string{"X-Rivet-Conn-Params", `{"authToken":""}`}},
+		{"params field not a string", actionAlice, []string{"X-Rivet-Conn-Params", `{"authToken":1}`}},
+		{"params field with a space", actionAlice, []string{"X-Rivet-Conn-Params", `{"authToken":" ` + tok + `"}`}},
+		{"two query credentials", actionAlice + "&access_token=" + tok + "&access_token=" + tok, nil},
+		{"empty query credential", actionAlice + "&access_token=", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := serve(t, a, newRequest(t, "POST", tc.target, tc.headers...))
+			if res.status != 401 || res.reason() != "malformed" {
+				t.Errorf("status: got %d %q, want 401 malformed (%s)", res.status, res.reason(), res.raw)
+			}
+		})
+	}
+}
+
+// TestStripEveryKnownCarrier: with forward_credentials off, every carrier
+// the gateway knows leaves the request, whichever sources are configured
+// and whichever credential was used.
+func TestStripEveryKnownCarrier(t *testing.T) {
+	cfg := apiKeyConfig()
+	cfg.Credentials = []string{SourceAPIKeyHeader}
+	a := newAuth(t, cfg)
+	r := newRequest(t, "POST", actionAlice+"&access_token=q&keep=1",
+		"X-API-Key", fullKey,
+		"Authorization", "Bearer\tinspector-token",
+		"Cookie", "a=1; rivet_auth=c",
+		"X-Rivet-Conn-Params", `{"authToken":"p","keep":1}`)
+	res := serve(t, a, r)
+	if res.status != 200 {
+		t.Fatalf("status: got %d, want 200 (%s)", res.status, res.raw)
+	}
+	f := res.fwd
+	if v := f.Header.Values("Authorization"); len(v) > 0 {
+		t.Errorf("Authorization: got %q, want none", v)
+	}
+	if v := f.Header.Values("X-API-Key"); len(v) > 0 {
+		t.Errorf("X-API-Key: got %q, want none", v)
+	}
+	if got := f.Header.Get("Cookie"); got != "a=1" {
+		t.Errorf("Cookie: got %q, want a=1", got)
+	}
+	if got := f.Header.Get(rivet.HeaderConnParams); got != `{"keep":1}` {
+		t.Errorf("conn params: got %s, want {\"keep\":1}", got)
+	}
+	if strings.Contains(f.URL.RawQuery, "access_token") || !strings.Contains(f.URL.RawQuery, "keep=1") {
+		t.Errorf("query: got %q, want access_token removed and keep=1 kept", f.URL.RawQuery)
+	}
 }

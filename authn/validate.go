@@ -234,7 +234,7 @@ func validateKeys(p *problems, path string, keys []APIKey) {
 func (r *Rule) validate(p *problems, path string, issuers map[string]bool) {
 	for i, s := range r.Match.Intents {
 		if _, ok := rivet.ParseIntent(s); !ok {
-			p.add(fmt.Sprintf("%s.match.intents[%d]", path, i), "unknown intent %q", s)
+			p.add(fmt.Sprintf("%s.match.intents[%d]", path, i), "unknown intent %q%s", s, intentHint(s))
 		}
 	}
 	for i, t := range r.Match.Targets {
@@ -283,6 +283,22 @@ func (r *Rule) validate(p *problems, path string, issuers map[string]bool) {
 			p.add(path+".key_binding.claim", "required (e.g. sub)")
 		}
 	}
+}
+
+// intentHint explains an intent name that no longer exists.
+func intentHint(s string) string {
+	if s == "actors" {
+		return " (the management API is split by what it does: lookup, create, get_or_create, list, destroy, kv, admin)"
+	}
+	return " (want one of " + intentList() + ")"
+}
+
+func intentList() string {
+	names := make([]string, 0, 16)
+	for _, i := range rivet.Intents() {
+		names = append(names, i.String())
+	}
+	return strings.Join(names, ", ")
 }
 
 // validHeaderName reports whether s is an HTTP token (RFC 9110 §5.6.2).

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rivet-gateway/rivet-gateway/actors"
 	"github.com/rivet-gateway/rivet-gateway/authn"
 	"github.com/rivet-gateway/rivet-gateway/config"
 	"github.com/rivet-gateway/rivet-gateway/cors"
@@ -24,6 +25,7 @@ type Config struct {
 	Admin    AdminConfig    `yaml:"admin"`
 	Log      LogConfig      `yaml:"log"`
 	Upstream proxy.Config   `yaml:"upstream"`
+	Actors   actors.Config  `yaml:"actors"`
 	CORS     cors.Config    `yaml:"cors"`
 	Auth     authn.Config   `yaml:"auth"`
 	Params   params.Config  `yaml:"params"`
@@ -128,6 +130,7 @@ func DefaultConfig() Config {
 		},
 		Log:      LogConfig{Level: "info", Format: "text", Access: metrics.DefaultAccessLogConfig()},
 		Upstream: proxy.DefaultConfig(),
+		Actors:   actors.DefaultConfig(),
 		CORS:     cors.DefaultConfig(),
 		Auth:     authn.DefaultConfig(),
 		Params:   params.DefaultConfig(),
@@ -211,6 +214,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs,
 		c.Upstream.Validate("upstream"),
+		c.Actors.Validate("actors"),
 		c.CORS.Validate("cors"),
 		c.Auth.Validate("auth"),
 		c.Params.Validate("params"),

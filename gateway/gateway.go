@@ -22,6 +22,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rivet-gateway/rivet-gateway/actors"
 	"github.com/rivet-gateway/rivet-gateway/authn"
 	"github.com/rivet-gateway/rivet-gateway/cors"
 	"github.com/rivet-gateway/rivet-gateway/metrics"
@@ -70,6 +71,7 @@ type runtime struct {
 	auth   *authn.Authenticator
 	par    *params.Injector
 	proxy  *proxy.Proxy
+	actors *actors.Resolver
 	access *metrics.AccessLog
 	cert   *tls.Certificate // server.tls_cert_file + tls_key_file, nil for plain HTTP
 	// upstream is cfg.Upstream with token_file resolved into token: what
@@ -193,6 +195,15 @@ func (g *Gateway) build(cfg Config, prev *runtime) (_ *runtime, err error) {
 			return nil, fmt.Errorf("upstream: %w", err)
 		}
 	}
+	if prev != nil && prev.proxy == rt.proxy && reflect.DeepEqual(prev.cfg.Actors, cfg.Actors) {
+		// Same engine, same settings: keep the cache warm across the reload.
+		rt.actors = prev.actors
+	} else if rt.actors, err = actors.New(cfg.Actors, rt.proxy, actors.Options{
+		Logger:  logger.With("component", "actors"),
+		Observe: g.metrics.ObserveActorLookup,
+	}); err != nil {
+		return nil, fmt.Errorf("actors: %w", err)
+	}
 	rt.handler = g.chain(rt)
 	return rt, nil
 }
@@ -236,24 +247,29 @@ func (g *Gateway) Handler() http.Handler {
 
 // chain builds rt's request chain, in order:
 //
-//	metrics + access log → CORS → route classification → authentication →
-//	server-side params → proxy
+//	metrics + access log → CORS → route classification → actor resolution →
+//	authentication → server-side params → proxy
 //
 // The metrics and access-log layer wraps everything, so it sees every
 // answer, rejections included; the two metrics.Note layers hand it the
 // route and the identity, which only exist inside the chain. CORS answers
 // preflights and refuses disallowed origins before anything else runs;
-// classification parses /gateway/<target>/... into a rivet.Route the later
-// layers read from the context; authentication verifies and strips
-// credentials and stores the caller's identity; the params layer fetches
-// fresh connection params for that identity and injects them; the proxy
-// forwards to the engine.
+// classification reads the request as the engine and the actor will
+// (rivet.SanitizeRequest, rivet.ParseRequest) into a rivet.Route the later
+// layers read from the context, refusing what it cannot read with
+// certainty; resolution learns the namespace, name and key of every actor
+// the route reaches (asking the engine about ids); authentication verifies
+// and strips credentials, applies the rules to each of those actors and
+// stores the caller's identity; the params layer fetches fresh connection
+// params for that identity and injects them; the proxy forwards to the
+// engine.
 func (g *Gateway) chain(rt *runtime) http.Handler {
 	var h http.Handler = rt.proxy
 	h = rt.par.Middleware(h)
 	h = metrics.Note(h) // the identity
 	h = rt.auth.Middleware(h)
-	h = metrics.Note(h) // the route, also for requests authn rejects
+	h = rt.actors.Middleware(h)
+	h = metrics.Note(h) // the route, also for requests resolution or authn reject
 	h = classify(h)
 	h = rt.cors.Middleware(h)
 	h = metrics.Middleware(g.metrics, rt.access, h)
@@ -292,20 +308,27 @@ func issuerNames(c authn.Config) []string {
 	return out
 }
 
-// classify stores the request's rivet.Route in its context. Malformed
-// /gateway/ routes and conn params are rejected here, and so are paths
-// that are no RivetKit client route: the engine's other APIs are not
-// exposed.
+// classify stores the request's rivet.Route in its context. It first makes
+// the headers read alike by every hop (rivet.SanitizeRequest: no tunnelled
+// upgrades, no client-chosen hop-by-hop headers, no repeated x-rivet-*
+// headers, no steering headers), then reads the target as the engine and
+// the actor will (rivet.ParseRequest). Ambiguous targets, paths that are
+// no RivetKit client route (the engine's other APIs are not exposed),
+// and malformed conn params are refused here and never forwarded.
 func classify(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rt, err := rivet.ParseRoute(r.URL.EscapedPath(), r.URL.RawQuery)
-		if err != nil {
-			rivet.WriteError(w, r, rivet.ErrQueryInvalid.Wrap(err).With("reason", err.Error()))
+		if err := rivet.SanitizeRequest(r); err != nil {
+			rivet.WriteError(w, r, err)
 			return
 		}
-		if rt.Intent == rivet.IntentUnknown {
-			rivet.WriteError(w, r, rivet.ErrNoRoute)
+		rt, err := rivet.ParseRequest(r)
+		if err != nil {
+			rivet.WriteError(w, r, err)
 			return
+		}
+		if rt.Intent != rivet.IntentInspector {
+			// The inspector's own credential goes to the inspector only.
+			rivet.StripSubprotocols(r.Header, rivet.ProtocolInspectorTokenPrefix)
 		}
 		// Malformed or repeated conn params are refused here: the engine
 		// reads the last header but the first subprotocol entry, and stalls

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rivet-gateway/rivet-gateway/actors"
 	"github.com/rivet-gateway/rivet-gateway/authn"
 	"github.com/rivet-gateway/rivet-gateway/params"
 	"github.com/rivet-gateway/rivet-gateway/proxy"
@@ -69,6 +70,8 @@ type Metrics struct {
 	reloadOK        prometheus.Gauge
 	reloadTime      prometheus.Gauge
 	revalidated     prometheus.Counter
+	actorLookups    *prometheus.CounterVec
+	actorLookupTime prometheus.Histogram
 }
 
 type authLabels struct{ issuers, keys set }
@@ -134,12 +137,22 @@ func New(reg prometheus.Registerer, cfg Config, opts Options) (*Metrics, error) 
 		Namespace: namespace, Name: "upstream_errors_total",
 		Help: "Requests and WebSocket upgrades the engine failed, by kind (unavailable, timeout, other) and route intent.",
 	}, []string{"kind", "intent"})
+	m.actorLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "actor_resolutions_total",
+		Help: "Actor ids resolved to namespace, name and key before authorization, by result (hit: cache, miss: asked the engine, not_found, error).",
+	}, []string{"result"})
+	m.actorLookupTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "actor_resolution_duration_seconds",
+		Help:    "Time to resolve one actor id that was not in the cache (the engine lookup, or waiting on a shared one).",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	})
 	m.SetAuthLabels(opts.IssuerNames, opts.APIKeyIDs)
 	m.newReloadCollectors()
 	cs := []prometheus.Collector{
 		m.requests, m.requestDuration, m.wsDuration, m.wsMessages, m.wsBytes, m.wsCloses,
 		m.auth, m.paramsDuration, m.paramsFetches, m.paramsAttempts, m.paramsCacheHits,
 		m.overhead, m.upstreamErrors, m.reloads, m.reloadOK, m.reloadTime, m.revalidated,
+		m.actorLookups, m.actorLookupTime,
 	}
 	if f := opts.OpenWebSockets; f != nil {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -204,6 +217,18 @@ func (m *Metrics) ObserveParams(f params.Fetch) {
 	}
 }
 
+// ObserveActorLookup counts one actor id resolution
+// (actors.Options.Observe).
+func (m *Metrics) ObserveActorLookup(l actors.Lookup) {
+	if m == nil {
+		return
+	}
+	m.actorLookups.WithLabelValues(l.Result).Inc()
+	if l.Result != actors.ResultHit {
+		m.actorLookupTime.Observe(l.Duration.Seconds())
+	}
+}
+
 // observeRequest counts one finished HTTP request or WebSocket.
 func (m *Metrics) observeRequest(rt *rivet.Route, status int, d time.Duration, ws *proxy.Stats) {
 	if m == nil {
@@ -212,8 +237,8 @@ func (m *Metrics) observeRequest(rt *rivet.Route, status int, d time.Duration, w
 	intent, actor := rivet.IntentUnknown.String(), labelNone
 	if rt != nil {
 		intent = rt.Intent.String()
-		if rt.ActorName != "" {
-			actor = m.actors.label(rt.ActorName)
+		if n := rt.ActorLabel(); n != "" {
+			actor = m.actors.label(n)
 		}
 	}
 	m.requests.WithLabelValues(intent, actor, statusClass(status)).Inc()

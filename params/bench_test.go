@@ -57,7 +57,7 @@ func benchInject(b *testing.B, cfg Config, opts Options, lat *latencies) {
 	}))
 	r := httptest.NewRequest(http.MethodPost, actionPath, nil)
 	r.Header.Set(rivet.HeaderConnParams, `{"spoof":true}`)
-	rt, err := rivet.ParseRoute(r.URL.EscapedPath(), r.URL.RawQuery)
+	rt, err := rivet.ParseRequest(r)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -84,7 +84,7 @@ func TestClaimsMapping(t *testing.T) {
 			if caller == nil {
 				caller = testCaller(t)
 			}
-			rt, _ := rivet.ParseRoute("/gateway/counter/action/increment", "rvt-namespace=default&rvt-method=get&rvt-key=room-1")
+			rt, _ := rivet.ParseTarget("POST", "/gateway/counter/action/increment?rvt-namespace=default&rvt-method=get&rvt-key=room-1", false)
 			q := &query{route: &rt, caller: caller, requestID: "rid-1"}
 			obj, _, err := src.resolve(t.Context(), q)
 			if tt.wantErr != nil {

@@ -18,9 +18,9 @@ import (
 // withRoute classifies requests like the gateway's route middleware does.
 func withRoute(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rt, err := rivet.ParseRoute(r.URL.EscapedPath(), r.URL.RawQuery)
+		rt, err := rivet.ParseRequest(r)
 		if err != nil {
-			rivet.WriteError(w, r, rivet.ErrQueryInvalid.Wrap(err))
+			rivet.WriteError(w, r, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(rivet.WithRoute(r.Context(), &rt)))

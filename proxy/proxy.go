@@ -192,9 +192,9 @@ func (p *Proxy) newTransport() *http.Transport {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := rivet.RouteFrom(r.Context())
 	if rt == nil {
-		parsed, err := rivet.ParseRoute(r.URL.EscapedPath(), r.URL.RawQuery)
+		parsed, err := rivet.ParseRequest(r)
 		if err != nil {
-			rivet.WriteError(w, r, rivet.ErrQueryInvalid.Wrap(err))
+			rivet.WriteError(w, r, err)
 			return
 		}
 		rt = &parsed
@@ -238,11 +238,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // forwarding; larger ones are streamed.
 const smallBodyBytes = 16 << 10
 
-// upstreamURL returns the engine URL for r: the base URL plus r's path and
-// query, with namespace tokens replaced when the gateway owns them.
+// upstreamURL returns the engine URL for r: the base URL plus the path the
+// route was read from (byte for byte: what the gateway classified is what
+// the engine reads) and r's query (which authentication may have stripped a
+// credential from), with namespace tokens replaced when the gateway owns
+// them.
 func (p *Proxy) upstreamURL(r *http.Request, rt *rivet.Route) *url.URL {
 	u := *p.target
-	path, query := r.URL.EscapedPath(), r.URL.RawQuery
+	path, query := rt.RawPath, r.URL.RawQuery
+	if path == "" {
+		path = r.URL.EscapedPath()
+	}
 	if p.token != "" && isGatewayPath(rt) {
 		query = rivet.RemoveQueryParam(query, "rvt-token")
 		if rt.ActorID != "" {
@@ -279,7 +285,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	if p.token != "" {
 		h.Del(rivet.HeaderToken)
 		switch {
-		case rt.Intent == rivet.IntentActors || rt.Intent == rivet.IntentMetadata:
+		case rt.Intent.API() || rt.Intent == rivet.IntentMetadata:
 			h.Set("Authorization", "Bearer "+p.token)
 		case isGatewayPath(rt):
 			h.Set(rivet.HeaderToken, p.token)
@@ -306,10 +312,11 @@ var metadataBypassKeys = []string{"clientEndpoint", "clientNamespace", "clientTo
 
 const maxMetadataBytes = 1 << 20
 
+// rewriteMetadata removes metadataBypassKeys from a /metadata answer,
+// whatever its status and content type (the RivetKit client parses the body
+// as JSON regardless). A body that is not a JSON object cannot be checked
+// and is refused: the client would otherwise follow whatever it says.
 func rewriteMetadata(res *http.Response) error {
-	if res.StatusCode != http.StatusOK || !strings.Contains(res.Header.Get("Content-Type"), "json") {
-		return nil
-	}
 	if ce := res.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
 		return fmt.Errorf("metadata response is %s-encoded; cannot strip endpoint fields", ce)
 	}
@@ -322,18 +329,19 @@ func rewriteMetadata(res *http.Response) error {
 		return errors.New("metadata response too large")
 	}
 	var doc map[string]json.RawMessage
-	if json.Unmarshal(body, &doc) == nil {
-		changed := false
-		for _, k := range metadataBypassKeys {
-			if _, ok := doc[k]; ok {
-				delete(doc, k)
-				changed = true
-			}
+	if err := json.Unmarshal(body, &doc); err != nil || doc == nil {
+		return rivet.ErrUpstreamUnavailable.With("reason", "metadata response is not a JSON object")
+	}
+	changed := false
+	for _, k := range metadataBypassKeys {
+		if _, ok := doc[k]; ok {
+			delete(doc, k)
+			changed = true
 		}
-		if changed {
-			if body, err = json.Marshal(doc); err != nil {
-				return err
-			}
+	}
+	if changed {
+		if body, err = json.Marshal(doc); err != nil {
+			return err
 		}
 	}
 	res.Body = io.NopCloser(bytes.NewReader(body))
@@ -443,19 +451,35 @@ func (w stdLogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// CheckHealth asks the engine's /health; any 2xx answer is healthy.
-func (p *Proxy) CheckHealth(ctx context.Context) error {
+// Get sends GET path?rawQuery to the engine's management API on the
+// proxy's own transport, with the engine's Host and, when the gateway owns
+// the namespace token, that token (never a client's). Errors carry no URL.
+func (p *Proxy) Get(ctx context.Context, path, rawQuery string) (*http.Response, error) {
 	u := *p.target
-	u.Path = strings.TrimSuffix(u.Path, "/") + "/health"
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
 	u.RawPath = ""
+	u.RawQuery = rawQuery
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Host = p.host
+	req.Header.Set("Accept", "application/json")
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
 	res, err := p.transport.RoundTrip(req)
 	if err != nil {
-		return errors.New(errorCause(err))
+		return nil, errors.New(errorCause(err))
+	}
+	return res, nil
+}
+
+// CheckHealth asks the engine's /health; any 2xx answer is healthy.
+func (p *Proxy) CheckHealth(ctx context.Context) error {
+	res, err := p.Get(ctx, "/health", "")
+	if err != nil {
+		return err
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 	res.Body.Close()

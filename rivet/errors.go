@@ -195,12 +195,6 @@ func WriteHTTPError(w http.ResponseWriter, e *Error) {
 	_, _ = w.Write(body)
 }
 
-// IsUpgrade reports whether r asks for a WebSocket upgrade.
-func IsUpgrade(r *http.Request) bool {
-	return r.Method == http.MethodGet && headerHasToken(r.Header, "Connection", "upgrade") &&
-		strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
-}
-
 func headerHasToken(h http.Header, name, token string) bool {
 	for _, v := range h.Values(name) {
 		for part := range strings.SplitSeq(v, ",") {

@@ -9,59 +9,180 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
-func FuzzParseRoute(f *testing.F) {
-	seeds := [][2]string{
-		{"/health", ""},
-		{"/metadata", "namespace=default"},
-		{"/actors/abc", "namespace=default"},
-		{"/gateway/18u0pfwqixkattvm3ohf6f511mcl00@secret-tok/action/increment", ""},
-		{"/gateway/counter/action/getCount", "rvt-namespace=default&rvt-method=get&rvt-key=a%2Cb&rvt-token=secret-tok"},
-		{"/gateway/counter/request/hello/world", "x=1&rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=k&rvt-crash-policy=sleep"},
-		{"/gateway/my%40actor/queue/q%2F1", "rvt-namespace=n&rvt-method=get"},
-		{"/gateway/a@b@c/connect", "rvt-token&&rvt-token=x&y"},
-		{"/gateway//x", "rvt-method=get&rvt-method=get"},
-		{"/gateway/a%zz/websocket/", "%zz=rvt-token"},
+// guardRoute is how the engine's guard reads a request target.
+type guardRoute struct {
+	gateway, query, err bool
+	id, name, ns        string
+	key                 []string
+	rest                string
+}
+
+// guardParse is guard's parse_actor_path (engine 2.3.19,
+// engine/packages/guard/src/routing/actor_path.rs) ported line by line: the
+// oracle FuzzParseTarget compares ParseTarget with.
+func guardParse(target string) guardRoute {
+	if i := strings.IndexByte(target, '#'); i >= 0 {
+		target = target[:i]
+	}
+	base, query, _ := strings.Cut(target, "?")
+	if strings.Contains(base, "//") {
+		return guardRoute{}
+	}
+	var segs []string
+	for _, s := range strings.Split(base, "/") {
+		if s != "" {
+			segs = append(segs, s)
+		}
+	}
+	if len(segs) == 0 || segs[0] != "gateway" {
+		return guardRoute{}
+	}
+	rest := func() string { // build_remaining_path: skip /gateway/<seg>
+		r := base[1+len(segs[0])+1+len(segs[1]):]
+		if r == "" {
+			r = "/"
+		}
+		return r
+	}
+	hasRvt := false
+	for _, part := range strings.Split(query, "&") {
+		if k, _, _ := strings.Cut(part, "="); strings.HasPrefix(k, "rvt-") {
+			hasRvt = true
+		}
+	}
+	if hasRvt {
+		if len(segs) < 2 || strings.Contains(segs[1], "@") {
+			return guardRoute{gateway: true, err: true}
+		}
+		name, ok := urlencodingDecode(segs[1])
+		if !ok {
+			return guardRoute{gateway: true, err: true}
+		}
+		vals := map[string]string{}
+		for _, part := range strings.Split(query, "&") {
+			k, v, _ := strings.Cut(part, "=")
+			if !strings.HasPrefix(k, "rvt-") {
+				continue
+			}
+			if _, dup := vals[k]; dup || !slices.Contains(rvtKeys, k) {
+				return guardRoute{gateway: true, err: true}
+			}
+			d, ok := urlencodingDecode(strings.ReplaceAll(v, "+", " "))
+			if !ok {
+				return guardRoute{gateway: true, err: true}
+			}
+			vals[k] = d
+		}
+		m, hasM := vals["rvt-method"]
+		ns, hasNS := vals["rvt-namespace"]
+		if !hasM || !hasNS || m != "get" && m != "getOrCreate" {
+			return guardRoute{gateway: true, err: true}
+		}
+		key := []string{}
+		if k := vals["rvt-key"]; k != "" {
+			key = strings.Split(k, ",")
+		}
+		return guardRoute{gateway: true, query: true, name: name, ns: ns, key: key, rest: rest()}
+	}
+	if len(segs) < 2 {
+		return guardRoute{}
+	}
+	idPart, tok, hasTok := strings.Cut(segs[1], "@")
+	if idPart == "" || hasTok && tok == "" {
+		return guardRoute{}
+	}
+	raw, ok1 := urlencodingDecode(idPart)
+	_, ok2 := urlencodingDecode(tok)
+	if !ok1 || !ok2 {
+		return guardRoute{}
+	}
+	id, ok := CanonicalActorID(raw)
+	if !ok {
+		return guardRoute{gateway: true, err: true}
+	}
+	return guardRoute{gateway: true, id: id, rest: rest()}
+}
+
+// urlencodingDecode is the urlencoding crate's decode: %XX escapes decoded,
+// malformed ones kept as they are, the result required to be UTF-8.
+func urlencodingDecode(s string) (string, bool) {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b = append(b, s[i])
+	}
+	return string(b), utf8.Valid(b)
+}
+
+// FuzzParseTarget checks ParseTarget against guard's own reading: whatever
+// the gateway accepts, guard routes to the same actor (same id, or same
+// namespace, name and key) with the same path, and the actor's URL
+// normalization leaves that path as it is.
+func FuzzParseTarget(f *testing.F) {
+	seeds := []string{
+		"/health", "/metadata?namespace=default", "/actors?namespace=default&name=counter&key=bob",
+		"/actors/hwzdj7sr4l7y4lxlvc506jrjwtal00?namespace=default",
+		"/gateway/hwzdj7sr4l7y4lxlvc506jrjwtal00@secret-tok/action/increment",
+		"/gateway/HWZDJ7SR4L7Y4LXLVC506JRJWTAL00/request/inspector/state",
+		"/gateway/counter/action/getCount?rvt-namespace=default&rvt-method=get&rvt-key=a%2Cb&rvt-token=t",
+		"/gateway/counter/request/hello/world?x=1&rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=k",
+		"/gateway/my%40actor/queue/q?rvt-namespace=n&rvt-method=get",
+		"/gateway/a@b@c/connect?rvt-token&&rvt-token=x&y",
+		"/gateway//x?rvt-method=get&rvt-method=get",
+		"/gateway/x/../hwzdj7sr4l7y4lxlvc506jrjwtal00/action/x",
+		"/gateway/counter/action/x?rvt-namespace=default&rvt-method=get&%72vt-key=bob",
+		"/gateway/hwzdj7sr4l7y4lxlvc506jrjwtal00#/x/action/y",
 	}
 	for _, s := range seeds {
-		f.Add(s[0], s[1])
+		f.Add(http.MethodPost, s, false)
+		f.Add(http.MethodGet, s, true)
 	}
-	f.Fuzz(func(t *testing.T, path, query string) {
-		rt, err := ParseRoute(path, query)
+	f.Fuzz(func(t *testing.T, method, target string, ws bool) {
+		rt, err := ParseTarget(method, target, ws)
 		if err != nil {
-			if !errors.Is(err, ErrInvalidRoute) {
-				t.Fatalf("ParseRoute(%q, %q): error %v does not wrap ErrInvalidRoute", path, query, err)
+			var e *Error
+			if !errors.As(err, &e) || e.Status < 400 || e.Status > 499 {
+				t.Fatalf("ParseTarget(%q): error %v is not a RivetKit-shaped 4xx", target, err)
 			}
-		} else if strings.HasPrefix(path, "/gateway/") {
-			if got, want := rt.Path(""), stripPathToken(path); got != want {
-				t.Fatalf("ParseRoute(%q, %q).Path(\"\"): got %q, want %q", path, query, got, want)
+			return
+		}
+		g := guardParse(target)
+		if !strings.HasPrefix(target, "/gateway/") {
+			if g.gateway {
+				t.Fatalf("ParseTarget(%q) took it for an API route; guard routes it to an actor", target)
 			}
-			if (rt.ActorID == "") == (rt.Method == "") {
-				t.Fatalf("ParseRoute(%q, %q): got ActorID %q and Method %q, want exactly one", path, query, rt.ActorID, rt.Method)
+			return
+		}
+		switch {
+		case !g.gateway || g.err:
+			t.Fatalf("ParseTarget(%q) accepted %+v; guard does not route it (%+v)", target, rt, g)
+		case g.query != (rt.ActorID == ""):
+			t.Fatalf("ParseTarget(%q): query target %v, guard %v", target, rt.ActorID == "", g.query)
+		case g.query && (g.name != rt.ActorName || g.ns != rt.Namespace || !slices.Equal(g.key, rt.Key)):
+			t.Fatalf("ParseTarget(%q) = %s/%s%q; guard reads %s/%s%q", target, rt.Namespace, rt.ActorName, rt.Key, g.ns, g.name, g.key)
+		case !g.query && (g.id != rt.ActorID || !slices.Equal(rt.IDs, []string{g.id})):
+			t.Fatalf("ParseTarget(%q) = id %q; guard reads id %q", target, rt.ActorID, g.id)
+		case g.rest != rt.Rest:
+			t.Fatalf("ParseTarget(%q): rest %q; guard forwards %q", target, rt.Rest, g.rest)
+		}
+		// What the actor's WHATWG normalization would change.
+		for _, seg := range strings.Split(rt.Rest, "/") {
+			if d := strings.ReplaceAll(strings.ToLower(seg), "%2e", "."); d == "." || d == ".." {
+				t.Fatalf("ParseTarget(%q) accepted a dot segment", target)
 			}
 		}
-
-		out := RemoveQueryParam(query, "rvt-token")
-		var want []string
-		for _, part := range strings.Split(query, "&") {
-			if k, _, _ := strings.Cut(part, "="); k != "rvt-token" && part != "" {
-				want = append(want, part)
-			}
+		if strings.Contains(rt.Rest, "\\") || strings.Contains(rt.Rest, "//") {
+			t.Fatalf("ParseTarget(%q) accepted a path the actor rewrites", target)
 		}
-		var got []string // empty pairs are not pairs: ignore them
-		for _, part := range strings.Split(out, "&") {
-			if part != "" {
-				got = append(got, part)
-			}
-		}
-		if !slices.Equal(got, want) {
-			t.Fatalf("RemoveQueryParam(%q): got pairs %q, want %q", query, got, want)
-		}
-		for _, part := range got {
-			if k, _, _ := strings.Cut(part, "="); k == "rvt-token" {
-				t.Fatalf("RemoveQueryParam(%q) = %q keeps an rvt-token pair", query, out)
-			}
+		if rt.Intent == IntentRequest && strings.HasPrefix(strings.TrimPrefix(rt.Rest, "/request"), "/inspector/") {
+			t.Fatalf("ParseTarget(%q): the actor serves its inspector here, not onRequest", target)
 		}
 	})
 }
