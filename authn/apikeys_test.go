@@ -1,10 +1,10 @@
 package authn
 
 import (
-	"slices"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )

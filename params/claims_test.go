@@ -84,7 +84,10 @@ func TestClaimsMapping(t *testing.T) {
 			if caller == nil {
 				caller = testCaller(t)
 			}
-			rt, _ := rivet.ParseTarget("POST", "/gateway/counter/action/increment?rvt-namespace=default&rvt-method=get&rvt-key=room-1", false)
+			rt, perr := rivet.ParseTarget("POST", "/gateway/counter/action/increment?rvt-namespace=default&rvt-method=get&rvt-key=room-1", false)
+			if perr != nil {
+				t.Fatalf("ParseTarget: %v", perr)
+			}
 			q := &query{route: &rt, caller: caller, requestID: "rid-1"}
 			obj, _, err := src.resolve(t.Context(), q)
 			if tt.wantErr != nil {

@@ -27,13 +27,16 @@ func withRoute(next http.Handler) http.Handler {
 	})
 }
 
-// Targets used across tests.
+// Targets used across tests. An id target must name a real Rivet actor id
+// (30 base36 digits, version 1): anything else is refused by the route
+// parser before params are looked at.
 const (
+	actorID     = "tdpqkgvaig2jgfhgqrgvpg0u30cl00"
 	actionPath  = "/gateway/counter/action/increment?rvt-namespace=default&rvt-method=getOrCreate&rvt-key=room-1"
 	connectPath = "/gateway/counter/connect?rvt-namespace=default&rvt-method=getOrCreate&rvt-key=room-1"
-	rawWSPath   = "/gateway/abc123/websocket/raw/path?y=2"
-	queuePath   = "/gateway/abc123/queue/jobs"
-	requestPath = "/gateway/abc123/request/hello?x=1"
+	rawWSPath   = "/gateway/" + actorID + "/websocket/raw/path?y=2"
+	queuePath   = "/gateway/" + actorID + "/queue/jobs"
+	requestPath = "/gateway/" + actorID + "/request/hello?x=1"
 )
 
 // newReq builds a request; ws makes it a WebSocket upgrade offering protos.

@@ -133,8 +133,8 @@ func TestHTTPSourceBodyVariants(t *testing.T) {
 				t.Errorf("got request_id %q, want a generated one", id)
 			}
 			rt := b["route"].(map[string]any)
-			if rt["intent"] != "queue" || rt["actor_id"] != "abc123" || rt["name"] != "jobs" || rt["key"] != nil || rt["websocket"] != false {
-				t.Errorf("got route %#v, want queue jobs on actor abc123", rt)
+			if rt["intent"] != "queue" || rt["actor_id"] != actorID || rt["name"] != "jobs" || rt["key"] != nil || rt["websocket"] != false {
+				t.Errorf("got route %#v, want queue jobs on actor %s", rt, actorID)
 			}
 			tt.check(t, b)
 		})

@@ -59,7 +59,10 @@ func TestASCIIHeader(t *testing.T) {
 
 func TestPassThroughIntentsWithoutParams(t *testing.T) {
 	inj := mustNew(t, staticConfig(map[string]any{"tenant": "acme"}), Options{})
-	for _, target := range []string{"/metadata?namespace=default", "/actors?namespace=default", "/health", "/gateway/abc/inspector/connect"} {
+	for _, target := range []string{
+		"/metadata?namespace=default", "/actors?namespace=default", "/actors?namespace=default&name=counter&key=room-1", "/health",
+		"/gateway/" + actorID + "/inspector/connect", "/gateway/" + actorID + "/request/inspector/state",
+	} {
 		r := newReq(t, http.MethodGet, target, false)
 		r.Header.Set(rivet.HeaderConnParams, `{"client":1}`)
 		rec, h := serve(t, inj, r)
@@ -255,6 +258,9 @@ func TestLegacyDialect(t *testing.T) {
 	want := map[string]any{"tenant": "acmé"}
 	for _, ws := range []bool{false, true} {
 		r := newReq(t, http.MethodGet, connectPath, ws, "rivet", "rivet_encoding.json", "rivet_conn_params.%7B%7D")
+		if !ws {
+			r = newReq(t, http.MethodPost, actionPath, false)
+		}
 		r.Header.Set(rivet.HeaderConnParams, `{"spoof":1}`)
 		_, h := serve(t, inj, r)
 		if got := engineHeaderParams(t, h, rivet.HeaderLegacyConnParams); !reflect.DeepEqual(got, want) {

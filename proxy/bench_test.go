@@ -76,7 +76,7 @@ func BenchmarkWebSocketRoundTrip(b *testing.B) {
 		{"proxied", front},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			c := mustDialWS(b, bc.srv, "/gateway/a/connect", nil, rivetProtocols...)
+			c := mustDialWS(b, bc.srv, actorPath+"/connect", nil, rivetProtocols...)
 			_ = c.SetReadDeadline(time.Time{})
 			b.ReportAllocs()
 			b.SetBytes(int64(len(msg)))

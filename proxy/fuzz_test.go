@@ -18,11 +18,12 @@ import (
 	"github.com/rivet-gateway/rivet-gateway/rivet"
 )
 
-// FuzzRewriteMetadata: whatever /metadata body the engine sends,
-// rewriteMetadata never panics; a JSON object comes out as a JSON object
-// without the keys that would make a RivetKit client bypass the gateway
-// (clientEndpoint, clientNamespace, clientToken), everything else unchanged,
-// with a Content-Length that matches.
+// FuzzRewriteMetadata: whatever /metadata answer the engine sends (body,
+// status, content type), rewriteMetadata never panics; a JSON object comes
+// out as a JSON object without the keys that would make a RivetKit client
+// bypass the gateway (clientEndpoint, clientNamespace, clientToken),
+// everything else unchanged, with a Content-Length that matches; anything
+// else is refused with guard.service_unavailable.
 func FuzzRewriteMetadata(f *testing.F) {
 	for _, body := range []string{
 		`{"runtime":"engine","version":"2.3.19","envoy_protocol_version":8}`,
@@ -47,20 +48,27 @@ func FuzzRewriteMetadata(f *testing.F) {
 			Body:          io.NopCloser(bytes.NewReader(body)),
 			ContentLength: int64(len(body)),
 		}
-		if err := rewriteMetadata(res); err != nil {
-			t.Fatalf("rewriteMetadata(%q): %v", body, err)
+		var in map[string]json.RawMessage
+		object := json.Unmarshal(body, &in) == nil && in != nil
+		err := rewriteMetadata(res)
+		if len(body) > maxMetadataBytes {
+			if err == nil {
+				t.Fatalf("rewriteMetadata of a %d-byte body: got nil, want an error", len(body))
+			}
+			return
+		}
+		if !object {
+			if !errors.Is(err, rivet.ErrUpstreamUnavailable) {
+				t.Fatalf("rewriteMetadata(%q) (status %d, %s): got %v, want guard.service_unavailable", body, status, ct, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("rewriteMetadata(%q) (status %d, %s): %v", body, status, ct, err)
 		}
 		out, err := io.ReadAll(res.Body)
 		if err != nil {
 			t.Fatal(err)
-		}
-		var in map[string]json.RawMessage
-		rewritten := status == http.StatusOK && isJSON && json.Unmarshal(body, &in) == nil && in != nil
-		if !rewritten {
-			if !bytes.Equal(out, body) {
-				t.Fatalf("body changed: %q -> %q", body, out)
-			}
-			return
 		}
 		if cl := res.Header.Get("Content-Length"); cl != strconv.Itoa(len(out)) || res.ContentLength != int64(len(out)) {
 			t.Fatalf("Content-Length %q / %d for a %d-byte body", cl, res.ContentLength, len(out))

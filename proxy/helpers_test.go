@@ -31,6 +31,14 @@ func TestMain(m *testing.M) {
 // wait bounds every blocking step of a test.
 const wait = 5 * time.Second
 
+// actorID is a real Rivet actor id (30 base36 digits, version 1): a
+// /gateway/ target without rvt-* parameters must be one, or the route is
+// refused before anything is forwarded. actorPath is its gateway path.
+const (
+	actorID   = "hwzdj7sr4l7y4lxlvc506jrjwtal00"
+	actorPath = "/gateway/" + actorID
+)
+
 // testConfig is DefaultConfig pointed at url, with pings off and a long
 // CloseGrace: a close handshake that waits for the grace period instead of
 // the peer's answer makes a test slow enough to notice.

@@ -57,13 +57,14 @@ func TestHTTPForwarding(t *testing.T) {
 	tests := []struct {
 		method, path, body string
 	}{
-		{"POST", "/gateway/counter%40x/request/a%2Fb/c%40d?z=1&a=2&z=0&empty=&flag", "payload"},
+		{"POST", actorPath + "/request/a%40b/c%2Bd?z=1&a=2&z=0&empty=&flag", "payload"},
+		{"POST", "/gateway/counter%40x/request/a%40b/c%40d?z=1&a=2&z=0&empty=&flag&rvt-namespace=default&rvt-method=get", "payload"},
 		{"POST", "/gateway/counter/action/increment%20by?x=%2B1&rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=a%2Cb,c&rvt-crash-policy=sleep", `{"args":[1]}`},
 		{"GET", "/metadata?namespace=default", ""},
 		{"PUT", "/actors?namespace=ns", `{"name":"counter","key":"k"}`},
-		{"DELETE", "/actors/abc?namespace=ns", ""},
+		{"DELETE", "/actors/" + actorID + "?namespace=ns", ""},
 		{"GET", "/health", ""},
-		{"PATCH", "/gateway/id1/request/%E2%82%AC/~user?q=%E2%82%AC", "x"},
+		{"PATCH", actorPath + "/request/%E2%82%AC/~user?q=%E2%82%AC", "x"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
@@ -122,7 +123,7 @@ func TestHTTPForwardedHeaders(t *testing.T) {
 			cfg.Host = tc.host
 			_, front := startProxy(t, cfg, Options{})
 			frontHost := strings.TrimPrefix(front.URL, "http://")
-			res, _ := do(t, testClient(t), "GET", front.URL+"/gateway/a/request/x", nil, spoofed)
+			res, _ := do(t, testClient(t), "GET", front.URL+actorPath+"/request/x", nil, spoofed)
 			seen := up.next(t)
 			if seen.Host != tc.wantHost {
 				t.Errorf("upstream Host: got %q, want %q", seen.Host, tc.wantHost)
@@ -172,8 +173,10 @@ const (
 // tokenCase is a request carrying client tokens and what the engine must see.
 type tokenCase struct {
 	name string
-	path string
-	hdr  http.Header
+	// method is the HTTP method (HTTP only; "" means POST).
+	method string
+	path   string
+	hdr    http.Header
 	// protocols offered (WebSocket only).
 	protocols []string
 	// What the upstream must see when the gateway owns the token.
@@ -189,13 +192,13 @@ func TestHTTPTokenOwnership(t *testing.T) {
 	}
 	cases := []tokenCase{
 		{
-			name: "id target", path: "/gateway/actor1@client-tok/action/inc", hdr: clientHdr(),
-			wantURI:    "/gateway/actor1@" + gwTokenEscaped + "/action/inc",
+			name: "id target", path: actorPath + "@client-tok/action/inc", hdr: clientHdr(),
+			wantURI:    actorPath + "@" + gwTokenEscaped + "/action/inc",
 			wantHeader: map[string]string{rivet.HeaderToken: gwToken, "Authorization": "Bearer client-tok"},
 		},
 		{
-			name: "id target without a token", path: "/gateway/actor1/request/p?u=1", hdr: http.Header{rivet.HeaderToken: {"client-tok"}},
-			wantURI:    "/gateway/actor1@" + gwTokenEscaped + "/request/p?u=1",
+			name: "id target without a token", path: actorPath + "/request/p?u=1", hdr: http.Header{rivet.HeaderToken: {"client-tok"}},
+			wantURI:    actorPath + "@" + gwTokenEscaped + "/request/p?u=1",
 			wantHeader: map[string]string{rivet.HeaderToken: gwToken},
 		},
 		{
@@ -209,13 +212,13 @@ func TestHTTPTokenOwnership(t *testing.T) {
 			wantHeader: map[string]string{rivet.HeaderToken: gwToken},
 		},
 		{
-			name: "gateway path of no known kind", path: "/gateway/actor1@client-tok", hdr: clientHdr(),
-			wantURI:    "/gateway/actor1@" + gwTokenEscaped,
+			name: "inspector", method: "GET", path: actorPath + "@client-tok/inspector/state", hdr: clientHdr(),
+			wantURI:    actorPath + "@" + gwTokenEscaped + "/inspector/state",
 			wantHeader: map[string]string{rivet.HeaderToken: gwToken, "Authorization": "Bearer client-tok"},
 		},
 		{
-			name: "gateway path with an unknown tail", path: "/gateway/actor1@client-tok/other/thing?q", hdr: clientHdr(),
-			wantURI:    "/gateway/actor1@" + gwTokenEscaped + "/other/thing?q",
+			name: "inspector through request", path: actorPath + "@client-tok/request/inspector/thing?q", hdr: clientHdr(),
+			wantURI:    actorPath + "@" + gwTokenEscaped + "/request/inspector/thing?q",
 			wantHeader: map[string]string{rivet.HeaderToken: gwToken},
 		},
 		{
@@ -224,22 +227,33 @@ func TestHTTPTokenOwnership(t *testing.T) {
 			wantHeader: map[string]string{rivet.HeaderToken: "", "Authorization": "Bearer " + gwToken},
 		},
 		{
-			name: "actor by id", path: "/actors/abc?namespace=default", hdr: clientHdr(),
-			wantURI:    "/actors/abc?namespace=default",
+			name: "lookup", method: "GET", path: "/actors?namespace=default&name=counter&key=k", hdr: clientHdr(),
+			wantURI:    "/actors?namespace=default&name=counter&key=k",
 			wantHeader: map[string]string{rivet.HeaderToken: "", "Authorization": "Bearer " + gwToken},
 		},
 		{
-			name: "metadata", path: "/metadata?namespace=default", hdr: clientHdr(),
+			name: "actor by id", method: "DELETE", path: "/actors/" + actorID + "?namespace=default", hdr: clientHdr(),
+			wantURI:    "/actors/" + actorID + "?namespace=default",
+			wantHeader: map[string]string{rivet.HeaderToken: "", "Authorization": "Bearer " + gwToken},
+		},
+		{
+			name: "actor kv", method: "GET", path: "/actors/" + actorID + "/kv/keys/k?namespace=default", hdr: clientHdr(),
+			wantURI:    "/actors/" + actorID + "/kv/keys/k?namespace=default",
+			wantHeader: map[string]string{rivet.HeaderToken: "", "Authorization": "Bearer " + gwToken},
+		},
+		{
+			name: "metadata", method: "GET", path: "/metadata?namespace=default", hdr: clientHdr(),
 			wantURI:    "/metadata?namespace=default",
 			wantHeader: map[string]string{rivet.HeaderToken: "", "Authorization": "Bearer " + gwToken},
 		},
 		{
-			name: "health", path: "/health", hdr: clientHdr(),
+			name: "health", method: "GET", path: "/health", hdr: clientHdr(),
 			wantURI:    "/health",
 			wantHeader: map[string]string{rivet.HeaderToken: "", "Authorization": "Bearer client-tok"},
 		},
 	}
-	up := newUpstream(t, nil)
+	// A JSON object: /metadata answers must be one.
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, `{}`) })
 	for _, owned := range []bool{true, false} {
 		cfg := testConfig(up.URL)
 		if owned {
@@ -249,7 +263,11 @@ func TestHTTPTokenOwnership(t *testing.T) {
 		client := testClient(t)
 		for _, tc := range cases {
 			t.Run(tc.name+" owned="+strconv.FormatBool(owned), func(t *testing.T) {
-				res, body := do(t, client, "POST", front.URL+tc.path, nil, tc.hdr)
+				method := tc.method
+				if method == "" {
+					method = "POST"
+				}
+				res, body := do(t, client, method, front.URL+tc.path, nil, tc.hdr)
 				if res.StatusCode != http.StatusOK {
 					t.Fatalf("status: got %d %s, want 200", res.StatusCode, body)
 				}
@@ -287,23 +305,28 @@ func checkTokenCase(t *testing.T, seen seenRequest, tc tokenCase, owned bool) {
 func TestMetadataRewrite(t *testing.T) {
 	checkGoroutines(t)
 	const full = `{"runtime":"engine","version":"2.3.19","clientEndpoint":"https://direct.example","clientNamespace":"ns","clientToken":"secret","nested":{"clientToken":"kept"},"list":[1,2]}`
+	const stripped = `{"list":[1,2],"nested":{"clientToken":"kept"},"runtime":"engine","version":"2.3.19"}`
 	tests := []struct {
 		name        string
 		contentType string
 		status      int
 		body        string
 		chunked     bool
-		want        string
+		// want is the body the client gets with status; "" means the
+		// answer is refused with 502 guard.service_unavailable.
+		want string
 	}{
-		{"fields removed", "application/json", 200, full, false,
-			`{"list":[1,2],"nested":{"clientToken":"kept"},"runtime":"engine","version":"2.3.19"}`},
-		{"chunked upstream", "application/json; charset=utf-8", 200, full, true,
-			`{"list":[1,2],"nested":{"clientToken":"kept"},"runtime":"engine","version":"2.3.19"}`},
+		{"fields removed", "application/json", 200, full, false, stripped},
+		{"chunked upstream", "application/json; charset=utf-8", 200, full, true, stripped},
 		{"nothing to remove", "application/json", 200, `{"runtime":"engine", "version":"2.3.19"}`, false, `{"runtime":"engine", "version":"2.3.19"}`},
-		{"not JSON", "text/plain", 200, `clientToken=secret`, false, `clientToken=secret`},
-		{"JSON that is not an object", "application/json", 200, `["clientToken"]`, false, `["clientToken"]`},
+		{"JSON object of another content type", "text/plain", 200, full, false, stripped},
 		{"error status", "application/json", 500, `{"clientToken":"x","group":"core","code":"internal_error","message":"m"}`, false,
-			`{"clientToken":"x","group":"core","code":"internal_error","message":"m"}`},
+			`{"code":"internal_error","group":"core","message":"m"}`},
+		{"not JSON", "text/plain", 200, `clientToken=secret`, false, ""},
+		{"JSON that is not an object", "application/json", 200, `["clientToken"]`, false, ""},
+		{"JSON null", "application/json", 200, `null`, false, ""},
+		{"truncated JSON", "application/json", 200, `{"clientEndpoint":"https://direct.example"`, true, ""},
+		{"error status that is not JSON", "text/html", 503, `<h1>clientEndpoint</h1>`, false, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -326,6 +349,13 @@ func TestMetadataRewrite(t *testing.T) {
 			if seen := up.next(t); seen.Header.Get("Accept-Encoding") != "" {
 				t.Errorf("upstream Accept-Encoding: got %q, want none", seen.Header.Get("Accept-Encoding"))
 			}
+			if tc.want == "" {
+				checkErrorResponse(t, res, body, http.StatusBadGateway, "guard", "service_unavailable")
+				if strings.Contains(string(body), "client") {
+					t.Errorf("body: got %s, want nothing of the engine's answer", body)
+				}
+				return
+			}
 			if res.StatusCode != tc.status || string(body) != tc.want {
 				t.Errorf("response: got %d %s, want %d %s", res.StatusCode, body, tc.status, tc.want)
 			}
@@ -333,6 +363,36 @@ func TestMetadataRewrite(t *testing.T) {
 				t.Errorf("Content-Length: got %d, want %d", res.ContentLength, len(body))
 			}
 		})
+	}
+}
+
+// TestMetadataWithoutBody: HEAD and 304 answers to /metadata carry no body,
+// so there is nothing to strip and nothing to refuse.
+func TestMetadataWithoutBody(t *testing.T) {
+	checkGoroutines(t)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("ETag", `"m1"`)
+		if r.Header.Get("If-None-Match") == `"m1"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		_, _ = io.WriteString(w, `{"runtime":"engine","clientToken":"secret"}`)
+	})
+	_, front := startProxy(t, testConfig(up.URL), Options{})
+	for _, tc := range []struct {
+		method string
+		hdr    http.Header
+		status int
+	}{
+		{"HEAD", nil, http.StatusOK},
+		{"GET", http.Header{"If-None-Match": {`"m1"`}}, http.StatusNotModified},
+	} {
+		res, body := do(t, testClient(t), tc.method, front.URL+"/metadata", nil, tc.hdr)
+		up.next(t)
+		if res.StatusCode != tc.status || len(body) != 0 {
+			t.Errorf("%s %v: got %d %q, want %d without a body", tc.method, tc.hdr, res.StatusCode, body, tc.status)
+		}
 	}
 }
 
@@ -361,7 +421,7 @@ func checkErrorResponse(t *testing.T, res *http.Response, body []byte, status in
 func TestHTTPUpstreamDown(t *testing.T) {
 	checkGoroutines(t)
 	_, front := startProxy(t, testConfig("http://"+closedAddr(t)), Options{})
-	res, body := do(t, testClient(t), "POST", front.URL+"/gateway/a/action/x", strings.NewReader("{}"), nil)
+	res, body := do(t, testClient(t), "POST", front.URL+actorPath+"/action/x", strings.NewReader("{}"), nil)
 	checkErrorResponse(t, res, body, http.StatusBadGateway, "guard", "service_unavailable")
 }
 
@@ -379,7 +439,7 @@ func TestHTTPUpstreamTimeout(t *testing.T) {
 	cfg.ResponseHeaderTimeout = 100 * time.Millisecond
 	_, front := startProxy(t, cfg, Options{})
 	start := time.Now()
-	res, body := do(t, testClient(t), "GET", front.URL+"/gateway/a/request/slow", nil, nil)
+	res, body := do(t, testClient(t), "GET", front.URL+actorPath+"/request/slow", nil, nil)
 	checkErrorResponse(t, res, body, http.StatusGatewayTimeout, "guard", "gateway_response_start_timeout")
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("answered after %v, want about ResponseHeaderTimeout", d)
@@ -395,15 +455,15 @@ func TestHTTPBodyTooLarge(t *testing.T) {
 	client := testClient(t)
 
 	// At the limit: forwarded.
-	res, _ := do(t, client, "POST", front.URL+"/gateway/a/action/x", strings.NewReader(strings.Repeat("a", 1024)), nil)
+	res, _ := do(t, client, "POST", front.URL+actorPath+"/action/x", strings.NewReader(strings.Repeat("a", 1024)), nil)
 	if res.StatusCode != http.StatusOK || len(up.next(t).Body) != 1024 {
 		t.Fatalf("body at the limit: got status %d, want 200 and the body upstream", res.StatusCode)
 	}
 	// Declared too large: refused before the upstream is asked.
-	res, body := do(t, client, "POST", front.URL+"/gateway/a/action/x", strings.NewReader(strings.Repeat("a", 1025)), nil)
+	res, body := do(t, client, "POST", front.URL+actorPath+"/action/x", strings.NewReader(strings.Repeat("a", 1025)), nil)
 	checkErrorResponse(t, res, body, http.StatusRequestEntityTooLarge, "gateway", "request_too_large")
 	// Chunked, found too large while streaming.
-	res, body = do(t, client, "POST", front.URL+"/gateway/a/action/x", io.MultiReader(strings.NewReader(strings.Repeat("a", 4096))), nil)
+	res, body = do(t, client, "POST", front.URL+actorPath+"/action/x", io.MultiReader(strings.NewReader(strings.Repeat("a", 4096))), nil)
 	checkErrorResponse(t, res, body, http.StatusRequestEntityTooLarge, "gateway", "request_too_large")
 	select {
 	case r := <-up.reqs:
@@ -414,16 +474,48 @@ func TestHTTPBodyTooLarge(t *testing.T) {
 	}
 }
 
+// TestHTTPInvalidRoute checks requests the route parser refuses are answered
+// by the gateway and never reach the engine (nor the client's tokens).
 func TestHTTPInvalidRoute(t *testing.T) {
 	checkGoroutines(t)
 	up := newUpstream(t, nil)
 	_, front := startProxy(t, testConfig(up.URL), Options{})
-	res, body := do(t, testClient(t), "GET", front.URL+"/gateway/counter/action/x?rvt-method=get", nil, nil)
-	checkErrorResponse(t, res, body, http.StatusBadRequest, "guard", "query_invalid_params")
-	select {
-	case r := <-up.reqs:
-		t.Errorf("upstream got %s %s, want nothing", r.Method, r.URI)
-	default:
+	client := testClient(t)
+	tests := []struct {
+		name, method, path string
+		status             int
+		group, code        string
+	}{
+		{"query target without rvt-namespace", "POST", "/gateway/counter/action/x?rvt-method=get",
+			http.StatusBadRequest, "guard", "query_invalid_params"},
+		{"escaped slash", "POST", "/gateway/counter%40x/request/a%2Fb/c%40d?rvt-namespace=default&rvt-method=get",
+			http.StatusBadRequest, "gateway", "invalid_path"},
+		{"dot segment", "GET", actorPath + "/request/../inspector/state",
+			http.StatusBadRequest, "gateway", "invalid_path"},
+		{"not an actor id", "POST", "/gateway/abc/action/x",
+			http.StatusBadRequest, "guard", "query_invalid_params"},
+		{"gateway path of no known kind", "POST", actorPath + "@client-tok",
+			http.StatusNotFound, "guard", "no_route"},
+		{"gateway path with an unknown tail", "POST", actorPath + "@client-tok/other/thing?q",
+			http.StatusNotFound, "guard", "no_route"},
+		{"action with GET", "GET", actorPath + "/action/x",
+			http.StatusMethodNotAllowed, "gateway", "method_not_allowed"},
+		{"connect without an upgrade", "GET", actorPath + "/connect",
+			http.StatusBadRequest, "gateway", "invalid_request"},
+		{"actor by id without namespace", "DELETE", "/actors/" + actorID,
+			http.StatusBadRequest, "guard", "query_invalid_params"},
+		{"not a client route", "GET", "/namespaces/x", http.StatusNotFound, "guard", "no_route"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, body := do(t, client, tc.method, front.URL+tc.path, nil, nil)
+			checkErrorResponse(t, res, body, tc.status, tc.group, tc.code)
+			select {
+			case r := <-up.reqs:
+				t.Errorf("upstream got %s %s, want nothing", r.Method, r.URI)
+			default:
+			}
+		})
 	}
 }
 
@@ -441,7 +533,7 @@ func TestHTTPClientCancel(t *testing.T) {
 	})
 	_, front := startProxy(t, testConfig(up.URL), Options{})
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", front.URL+"/gateway/a/request/hang", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", front.URL+actorPath+"/request/hang", nil)
 	errc := make(chan error, 1)
 	client := testClient(t)
 	go func() {
@@ -471,7 +563,7 @@ func TestHTTPClientGoneStatus(t *testing.T) {
 	defer p.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	req := httptest.NewRequestWithContext(ctx, "GET", "/gateway/a/request/x", nil)
+	req := httptest.NewRequestWithContext(ctx, "GET", actorPath+"/request/x", nil)
 	rec := httptest.NewRecorder()
 	p.ServeHTTP(rec, req)
 	if rec.Code != rivet.StatusClientClosedRequest || rec.Body.Len() != 0 {

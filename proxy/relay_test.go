@@ -30,7 +30,7 @@ func TestWebSocketHandlerReturns(t *testing.T) {
 		OnWebSocketOpen: func(*http.Request) { opened <- struct{}{} },
 		OnWebSocketEnd:  onEnd,
 	})
-	c := mustDialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+	c := mustDialWS(t, front, actorPath+"/connect", nil, rivetProtocols...)
 	recv(t, opened, "OnWebSocketOpen")
 	if err := c.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
 		t.Fatal(err)
@@ -137,7 +137,7 @@ func TestWebSocketTooBigHeaderSplit(t *testing.T) {
 	cfg.WebSocket.ReadLimit = limit
 	ends, onEnd := endings()
 	_, front := startProxy(t, cfg, Options{OnWebSocketEnd: onEnd})
-	conn := rawClientConn(t, front.URL, "/gateway/a/connect")
+	conn := rawClientConn(t, front.URL, actorPath+"/connect")
 	rnd := rand.New(rand.NewPCG(3, 4))
 	ok := appendFrame(nil, frameSpec{op: opText, fin: true, payload: []byte("small"), masked: true}, rnd)
 	big := appendFrame(nil, frameSpec{op: opBinary, fin: true, payload: make([]byte, limit+1), masked: true}, rnd)
@@ -191,7 +191,7 @@ func TestWebSocketCloseAfterFrameInFlight(t *testing.T) {
 	})
 	ends, onEnd := endings()
 	p, front := startProxy(t, testConfig(u), Options{OnWebSocketEnd: onEnd})
-	c := mustDialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+	c := mustDialWS(t, front, actorPath+"/connect", nil, rivetProtocols...)
 	time.Sleep(gap + gap/2) // the first part of the frame has been relayed
 	shutdown := make(chan error, 1)
 	go func() { shutdown <- p.Shutdown(context.Background()) }()
@@ -219,7 +219,7 @@ func TestWebSocketFrameBehindThe101(t *testing.T) {
 		return [][]byte{append(append(h, frame(opText, []byte(initMessage))...), frame(opPing, []byte("p"))...)}
 	})
 	_, front := startProxy(t, testConfig(u), Options{})
-	c := mustDialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+	c := mustDialWS(t, front, actorPath+"/connect", nil, rivetProtocols...)
 	if _, msg, err := c.ReadMessage(); err != nil || string(msg) != initMessage {
 		t.Fatalf("first message: got %q %v, want the Init", msg, err)
 	}
@@ -352,7 +352,7 @@ func TestWebSocketPingsAndPongs(t *testing.T) {
 	cfg.WebSocket.PingInterval = 30 * time.Millisecond
 	cfg.WebSocket.PongTimeout = 200 * time.Millisecond
 	_, front := startProxy(t, cfg, Options{})
-	c := mustDialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+	c := mustDialWS(t, front, actorPath+"/connect", nil, rivetProtocols...)
 	clientPings := make(chan struct{}, 100)
 	clientPongs := make(chan string, 100)
 	pingCounter(c, clientPings)
@@ -422,7 +422,7 @@ func TestWebSocketClientProtocolErrors(t *testing.T) {
 			up, upGot, upEnd := sinkUpstream(t, nil)
 			ends, onEnd := endings()
 			_, front := startProxy(t, testConfig(up.URL), Options{OnWebSocketEnd: onEnd})
-			conn := rawClientConn(t, front.URL, "/gateway/a/connect")
+			conn := rawClientConn(t, front.URL, actorPath+"/connect")
 			ok := masked(frameSpec{op: opText, fin: true, payload: []byte("fine")})
 			if _, err := conn.Write(append(ok, tt.frame...)); err != nil {
 				t.Fatal(err)
@@ -446,7 +446,7 @@ func TestWebSocketEngineProtocolError(t *testing.T) {
 	})
 	ends, onEnd := endings()
 	_, front := startProxy(t, testConfig(u), Options{OnWebSocketEnd: onEnd})
-	c := mustDialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+	c := mustDialWS(t, front, actorPath+"/connect", nil, rivetProtocols...)
 	if _, msg, err := c.ReadMessage(); err != nil || string(msg) != initMessage {
 		t.Fatalf("first message: got %q %v, want the Init", msg, err)
 	}

@@ -183,7 +183,7 @@ func TestWebSocketReadLimit(t *testing.T) {
 			cfg.WebSocket.ReadLimit = limit
 			ends, onEnd := endings()
 			_, front := startProxy(t, cfg, Options{OnWebSocketEnd: onEnd})
-			c := mustDialWS(t, front, "/gateway/a/websocket/", nil, rivetProtocols...)
+			c := mustDialWS(t, front, actorPath+"/websocket/", nil, rivetProtocols...)
 
 			if tc.fromClient > 0 {
 				// A large message may be cut off by the gateway's close.
@@ -240,7 +240,7 @@ func TestWebSocketKeepalive(t *testing.T) {
 	cfg.WebSocket.PongTimeout = 100 * time.Millisecond
 	ends, onEnd := endings()
 	_, front := startProxy(t, cfg, Options{OnWebSocketEnd: onEnd})
-	c := mustDialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+	c := mustDialWS(t, front, actorPath+"/connect", nil, rivetProtocols...)
 
 	clientPings := make(chan struct{}, 100)
 	pingCounter(c, clientPings)
@@ -336,7 +336,7 @@ func TestWebSocketDeadUpstream(t *testing.T) {
 	cfg.WebSocket.PongTimeout = 100 * time.Millisecond
 	ends, onEnd := endings()
 	_, front := startProxy(t, cfg, Options{OnWebSocketEnd: onEnd})
-	c := mustDialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+	c := mustDialWS(t, front, actorPath+"/connect", nil, rivetProtocols...)
 	start := time.Now()
 	checkClose(t, "client", readClose(t, c), 1011, "guard.service_unavailable")
 	silent := cfg.WebSocket.PingInterval + cfg.WebSocket.PongTimeout
@@ -360,7 +360,7 @@ func TestWebSocketUpstreamVanishes(t *testing.T) {
 	})
 	ends, onEnd := endings()
 	_, front := startProxy(t, testConfig(up.URL), Options{OnWebSocketEnd: onEnd})
-	c := mustDialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+	c := mustDialWS(t, front, actorPath+"/connect", nil, rivetProtocols...)
 	if _, msg, err := c.ReadMessage(); err != nil || string(msg) != "bye" {
 		t.Fatalf("message: got %q %v, want bye", msg, err)
 	}
@@ -381,7 +381,7 @@ func TestWebSocketClientVanishes(t *testing.T) {
 	up := newWSUpstream(t, func(c *websocket.Conn, r *http.Request) { upEnd <- echo(c) })
 	ends, onEnd := endings()
 	_, front := startProxy(t, testConfig(up.URL), Options{OnWebSocketEnd: onEnd})
-	c := mustDialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+	c := mustDialWS(t, front, actorPath+"/connect", nil, rivetProtocols...)
 	if err := c.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +406,7 @@ func TestWebSocketShutdown(t *testing.T) {
 	up := newWSUpstream(t, func(c *websocket.Conn, r *http.Request) { upEnd <- echo(c) })
 	ends, onEnd := endings()
 	p, front := startProxy(t, testConfig(up.URL), Options{OnWebSocketEnd: onEnd})
-	c := mustDialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+	c := mustDialWS(t, front, actorPath+"/connect", nil, rivetProtocols...)
 	up.next(t)
 	if err := c.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
 		t.Fatal(err)
@@ -428,7 +428,7 @@ func TestWebSocketShutdown(t *testing.T) {
 	checkClose(t, "upstream", asClose(recv(t, upEnd, "the upstream to end")), 1001, "ws.going_away")
 
 	// A new upgrade is accepted, then closed with the retryable ws.going_away.
-	c2, resp, err := dialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+	c2, resp, err := dialWS(t, front, actorPath+"/connect", nil, rivetProtocols...)
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols || c2.Subprotocol() != "rivet" {
 		t.Fatalf("dial during shutdown: got %v, want 101 with rivet", err)
 	}
@@ -466,7 +466,7 @@ func TestWebSocketShutdownDeadline(t *testing.T) {
 	checkGoroutines(t)
 	up := newWSUpstream(t, func(c *websocket.Conn, r *http.Request) { _ = echo(c) })
 	p, front := startProxy(t, testConfig(up.URL), Options{})
-	c := mustDialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+	c := mustDialWS(t, front, actorPath+"/connect", nil, rivetProtocols...)
 	_ = c.WriteMessage(websocket.TextMessage, []byte("hi"))
 	if _, _, err := c.ReadMessage(); err != nil {
 		t.Fatal(err)
@@ -495,7 +495,7 @@ func TestWebSocketSessionDeadline(t *testing.T) {
 		SessionDeadline: func(*http.Request) time.Time { return time.Now().Add(ttl) },
 	})
 	start := time.Now()
-	c := mustDialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+	c := mustDialWS(t, front, actorPath+"/connect", nil, rivetProtocols...)
 	checkClose(t, "client", readClose(t, c), 1001, "ws.going_away")
 	if d := time.Since(start); d < ttl-20*time.Millisecond || d > ttl+time.Second {
 		t.Errorf("closed after %v, want about %v", d, ttl)
@@ -510,7 +510,7 @@ func TestWebSocketUpstreamUnreachable(t *testing.T) {
 	checkGoroutines(t)
 	ends, onEnd := endings()
 	_, front := startProxy(t, testConfig("http://"+closedAddr(t)), Options{OnWebSocketEnd: onEnd})
-	c, resp, err := dialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+	c, resp, err := dialWS(t, front, actorPath+"/connect", nil, rivetProtocols...)
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols || c.Subprotocol() != "rivet" {
 		t.Fatalf("dial: got %v, want 101 with rivet", err)
 	}
@@ -542,7 +542,7 @@ func TestWebSocketUpstreamRefuses(t *testing.T) {
 			ends, onEnd := endings()
 			_, front := startProxy(t, testConfig(up.URL), Options{OnWebSocketEnd: onEnd})
 			start := time.Now()
-			c, resp, err := dialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+			c, resp, err := dialWS(t, front, actorPath+"/connect", nil, rivetProtocols...)
 			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols || c.Subprotocol() != "rivet" {
 				t.Fatalf("dial: got %v, want 101 with rivet", err)
 			}
@@ -551,6 +551,33 @@ func TestWebSocketUpstreamRefuses(t *testing.T) {
 				t.Errorf("rejected after %v, want within %v", d, promptly)
 			}
 			recv(t, ends, "OnWebSocketEnd")
+		})
+	}
+}
+
+// TestWebSocketInvalidRoute checks upgrades the route parser refuses are
+// accepted and closed with the refusal's reason, and never dialled upstream.
+func TestWebSocketInvalidRoute(t *testing.T) {
+	checkGoroutines(t)
+	up := newWSUpstream(t, func(c *websocket.Conn, r *http.Request) { _ = echo(c) })
+	_, front := startProxy(t, testConfig(up.URL), Options{})
+	for _, tc := range []struct{ name, path, reason string }{
+		{"not an actor id", "/gateway/abc/connect", "guard.query_invalid_params"},
+		{"no WebSocket route", actorPath + "/request/x", "guard.no_route"},
+		{"escaped slash", actorPath + "/websocket%2Fx", "gateway.invalid_path"},
+		{"off the gateway", "/actors?namespace=default", "guard.no_route"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, resp, err := dialWS(t, front, tc.path, nil, rivetProtocols...)
+			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols || c.Subprotocol() != "rivet" {
+				t.Fatalf("dial: got %v, want 101 with rivet", err)
+			}
+			checkClose(t, "client", readClose(t, c), 1011, tc.reason)
+			select {
+			case r := <-up.reqs:
+				t.Errorf("upstream was dialed: %s", r.URI)
+			default:
+			}
 		})
 	}
 }
@@ -586,7 +613,7 @@ func TestWebSocketOrigin(t *testing.T) {
 			if tc.origin != "" {
 				hdr.Set("Origin", tc.origin)
 			}
-			c, resp, err := dialWS(t, f, "/gateway/a/connect", hdr, rivetProtocols...)
+			c, resp, err := dialWS(t, f, actorPath+"/connect", hdr, rivetProtocols...)
 			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 				t.Fatalf("dial: got %v, want 101", err)
 			}
@@ -616,10 +643,10 @@ func TestWebSocketTokenOwnership(t *testing.T) {
 	checkGoroutines(t)
 	cases := []tokenCase{
 		{
-			name: "id target", path: "/gateway/actor1@client-tok/connect",
+			name: "id target", path: actorPath + "@client-tok/connect",
 			hdr:           http.Header{rivet.HeaderToken: {"client-tok"}, "Authorization": {"Bearer user"}},
 			protocols:     []string{"rivet", "rivet_encoding.json", "rivet_token.client-tok", "rivet_conn_params.%7B%7D"},
-			wantURI:       "/gateway/actor1@" + gwTokenEscaped + "/connect",
+			wantURI:       actorPath + "@" + gwTokenEscaped + "/connect",
 			wantHeader:    map[string]string{rivet.HeaderToken: "", "Authorization": "Bearer user"},
 			wantProtocols: []string{"rivet", "rivet_encoding.json", "rivet_conn_params.%7B%7D"},
 		},
@@ -670,7 +697,7 @@ func TestWebSocketForwardedHeaders(t *testing.T) {
 				"Cookie":            {"a=b"},
 				"X-Custom":          {"kept"},
 			}
-			c := mustDialWS(t, front, "/gateway/a/connect", hdr, rivetProtocols...)
+			c := mustDialWS(t, front, actorPath+"/connect", hdr, rivetProtocols...)
 			seen := up.next(t)
 			if seen.Host != tc.wantHost {
 				t.Errorf("upstream Host: got %q, want %q", seen.Host, tc.wantHost)
@@ -738,13 +765,13 @@ func TestTLSUpstream(t *testing.T) {
 				seen.Store(nil)
 			}
 
-			res, body := do(t, testClient(t), "GET", front.URL+"/gateway/a/request/x", nil, nil)
+			res, body := do(t, testClient(t), "GET", front.URL+actorPath+"/request/x", nil, nil)
 			if res.StatusCode != http.StatusOK || string(body) != "ok" {
 				t.Fatalf("HTTP: got %d %q, want 200 ok", res.StatusCode, body)
 			}
 			check("HTTP")
 
-			c := mustDialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+			c := mustDialWS(t, front, actorPath+"/connect", nil, rivetProtocols...)
 			if err := c.WriteMessage(websocket.TextMessage, []byte("tls")); err != nil {
 				t.Fatal(err)
 			}
@@ -759,7 +786,7 @@ func TestTLSUpstream(t *testing.T) {
 
 	t.Run("untrusted certificate", func(t *testing.T) {
 		_, front := startProxy(t, testConfig(tlsUp.URL), Options{})
-		c, resp, err := dialWS(t, front, "/gateway/a/connect", nil, rivetProtocols...)
+		c, resp, err := dialWS(t, front, actorPath+"/connect", nil, rivetProtocols...)
 		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 			t.Fatalf("dial: got %v, want 101", err)
 		}
@@ -794,7 +821,7 @@ func TestWebSocketShutdownDuringHandshake(t *testing.T) {
 	dials := make(chan dialed, 1)
 	go func() {
 		d := websocket.Dialer{HandshakeTimeout: 2 * wait, Subprotocols: rivetProtocols}
-		c, resp, err := d.Dial(wsURL(front, "/gateway/a/connect"), nil)
+		c, resp, err := d.Dial(wsURL(front, actorPath+"/connect"), nil)
 		dials <- dialed{c, resp, err}
 	}()
 	recv(t, got, "the upstream handshake")

@@ -184,10 +184,10 @@ func TestParseTargetRefuses(t *testing.T) {
 		// Targets readers disagree on.
 		{"absolute form", post, "http://evil.example" + gw + "/action/x", false, 400, "gateway.invalid_path"}, // engine: host ignored
 		{"asterisk", "OPTIONS", "*", false, 400, "gateway.invalid_path"},
-		{"fragment", post, gw + "#/" + idAlice + "/action/x", false, 400, "gateway.invalid_path"},         // engine: cut at #
+		{"fragment", post, gw + "#/" + idAlice + "/action/x", false, 400, "gateway.invalid_path"},                    // engine: cut at #
 		{"fragment in query", post, "/gateway/counter/action/x" + qs + "#alice", false, 400, "gateway.invalid_path"}, // engine: key bob
-		{"empty segment", post, "/gateway//" + idBob + "/action/x", false, 400, "gateway.invalid_path"},  // engine: header routing
-		{"double slash in rest", get, gw + "/websocket//x", true, 400, "gateway.invalid_path"},            // engine: subprotocol routing
+		{"empty segment", post, "/gateway//" + idBob + "/action/x", false, 400, "gateway.invalid_path"},              // engine: header routing
+		{"double slash in rest", get, gw + "/websocket//x", true, 400, "gateway.invalid_path"},                       // engine: subprotocol routing
 		{"double slash, query form", get, "/gateway/counter//connect" + qs, true, 400, "gateway.invalid_path"},
 		{"dot segment", post, gw + "/./action/x", false, 400, "gateway.invalid_path"},
 		{"dot-dot into inspector", get, gw + "/request/x/../inspector/state", false, 400, "gateway.invalid_path"}, // actor: inspector
@@ -253,7 +253,7 @@ func TestParseTargetRefuses(t *testing.T) {
 		{"unknown parameter", get, "/actors?namespace=default&name=counter&key=bob&x=1", false, 400, "guard.query_invalid_params"},
 		{"non-canonical key", get, `/actors?namespace=default&name=counter&key=bo%5Cb`, false, 400, "guard.query_invalid_params"},
 		{"malformed id in actor_ids", get, "/actors?namespace=default&actor_ids=" + idBob + ",x", false, 400, "guard.query_invalid_params"}, // engine: drops x
-		{"id with space in actor_ids", get, "/actors?namespace=default&actor_ids=+" + idBob, false, 400, "guard.query_invalid_params"},   // engine: trims
+		{"id with space in actor_ids", get, "/actors?namespace=default&actor_ids=+" + idBob, false, 400, "guard.query_invalid_params"},      // engine: trims
 		{"ids and name", get, "/actors?namespace=default&name=counter&actor_ids=" + idBob, false, 400, "guard.query_invalid_params"},
 		{"too many ids", get, "/actors?namespace=default&actor_ids=" + strings.Repeat(idBob+",", 32) + idBob, false, 400, "guard.query_invalid_params"},
 		{"create with extra query", post, "/actors?namespace=default&name=counter", false, 400, "guard.query_invalid_params"},
