@@ -316,7 +316,11 @@ const maxMetadataBytes = 1 << 20
 // whatever its status and content type (the RivetKit client parses the body
 // as JSON regardless). A body that is not a JSON object cannot be checked
 // and is refused: the client would otherwise follow whatever it says.
+// Answers without a body (HEAD, 204, 304) pass as they are.
 func rewriteMetadata(res *http.Response) error {
+	if res.Request != nil && res.Request.Method == http.MethodHead || res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified {
+		return nil // no body: nothing to follow
+	}
 	if ce := res.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
 		return fmt.Errorf("metadata response is %s-encoded; cannot strip endpoint fields", ce)
 	}
