@@ -23,6 +23,9 @@ func readBody(w http.ResponseWriter, req *http.Request, rt *rivet.Route, limit i
 	if req.ContentLength > limit {
 		return rivet.Actor{}, rivet.ErrRequestTooLarge
 	}
+	if req.Body == nil {
+		req.Body = http.NoBody
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, limit))
 	req.Body.Close()
 	if err != nil {

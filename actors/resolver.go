@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -36,8 +37,9 @@ type Options struct {
 // Lookup is one id resolution, for metrics.
 type Lookup struct {
 	// Result is "hit" (answered from the cache), "miss" (asked the engine,
-	// found), "not_found" (the engine does not know it; possibly cached) or
-	// "error" (the engine could not be asked).
+	// found), "not_found" (the engine does not know it; possibly cached),
+	// "unclassifiable" (the engine knows it under a key with no certain
+	// reading) or "error" (the engine could not be asked).
 	Result string
 	// Duration is the time spent, waiting on a shared lookup included.
 	Duration time.Duration
@@ -45,10 +47,11 @@ type Lookup struct {
 
 // Lookup.Result values.
 const (
-	ResultHit      = "hit"
-	ResultMiss     = "miss"
-	ResultNotFound = "not_found"
-	ResultError    = "error"
+	ResultHit            = "hit"
+	ResultMiss           = "miss"
+	ResultNotFound       = "not_found"
+	ResultUnclassifiable = "unclassifiable"
+	ResultError          = "error"
 )
 
 // Rejections, in RivetKit's error shape.
@@ -175,6 +178,9 @@ func (r *Resolver) Resolve(ctx context.Context, namespaces []string, id string) 
 		a, ok, hit, err := r.lookup(ctx, ns, id)
 		cached = cached && hit
 		switch {
+		case errors.Is(err, ErrUnclassifiable):
+			result = ResultUnclassifiable
+			return rivet.Actor{}, err
 		case err != nil:
 			result = ResultError
 			return rivet.Actor{}, err
@@ -182,6 +188,8 @@ func (r *Resolver) Resolve(ctx context.Context, namespaces []string, id string) 
 			if cached {
 				result = ResultHit
 			}
+			// Each request gets its own key slice: the cached one is shared.
+			a.Key = slices.Clone(a.Key)
 			return a, nil
 		}
 	}
@@ -215,7 +223,9 @@ func (r *Resolver) lookup(ctx context.Context, ns, id string) (a rivet.Actor, ok
 	})
 	select {
 	case <-ctx.Done():
-		return rivet.Actor{}, false, false, rivet.ErrClientClosed.Wrap(ctx.Err())
+		// The caller gave up (499) or ran out of its own time (504); the
+		// shared lookup goes on for the others.
+		return rivet.Actor{}, false, false, rivet.AsError(ctx.Err())
 	case res := <-ch:
 		if res.Err != nil {
 			return rivet.Actor{}, false, false, res.Err
@@ -277,6 +287,10 @@ func (r *Resolver) fetch(ctx context.Context, ns, id string) (fetched, error) {
 		got, ok := rivet.CanonicalActorID(e.ActorID)
 		if !ok || got != id {
 			continue
+		}
+		if e.Name == "" {
+			r.log.Warn("actor listed without a name", "actor_id", id, "namespace", ns)
+			return fetched{}, ErrUnclassifiable.With("actor_id", id)
 		}
 		key := []string{}
 		if e.Key != nil {
