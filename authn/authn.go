@@ -69,6 +69,9 @@ type Authenticator struct {
 	byIss   map[string]*issuer
 	keys    *apiKeys // nil: no API keys
 	rules   []rule
+	// granted and anonymous are intent bits (intentBits) of the user rules,
+	// for Precheck.
+	granted, anonymous uint32
 
 	verified verifiedCache // JWTs that verified (cache.go)
 
@@ -115,6 +118,7 @@ func New(cfg Config, opts Options) (*Authenticator, error) {
 	for i, r := range cfg.Rules {
 		a.rules = append(a.rules, compileRule(fmt.Sprintf("rules[%d]", i), r))
 	}
+	a.granted, a.anonymous = intentBits(a.rules)
 	for i, r := range BuiltinRules() {
 		a.rules = append(a.rules, compileRule(fmt.Sprintf("builtin[%d]", i), r))
 	}

@@ -99,6 +99,7 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 	}
 	g.live.Store(rt)
 	g.metrics.SetAuthLabels(issuerNames(cfg.Auth), rt.auth.APIKeyIDs())
+	logWarnings(logger, cfg)
 	g.ready = readiness{
 		check: func(ctx context.Context) error {
 			if !cfg.Admin.ReadinessUpstream {
@@ -208,6 +209,13 @@ func (g *Gateway) build(cfg Config, prev *runtime) (_ *runtime, err error) {
 	return rt, nil
 }
 
+// logWarnings logs what cfg leaves around its own rules (Config.Warnings).
+func logWarnings(logger *slog.Logger, cfg Config) {
+	for _, w := range cfg.Warnings() {
+		logger.Warn("configuration leaves a way around a rule", "warning", w)
+	}
+}
+
 // resolveUpstream reads upstream.token_file into the token.
 func resolveUpstream(c proxy.Config) (proxy.Config, error) {
 	if c.TokenFile == "" {
@@ -247,8 +255,8 @@ func (g *Gateway) Handler() http.Handler {
 
 // chain builds rt's request chain, in order:
 //
-//	metrics + access log → CORS → route classification → actor resolution →
-//	authentication → server-side params → proxy
+//	metrics + access log → CORS → route classification → authentication
+//	precheck → actor resolution → authentication → server-side params → proxy
 //
 // The metrics and access-log layer wraps everything, so it sees every
 // answer, rejections included; the two metrics.Note layers hand it the
@@ -257,8 +265,9 @@ func (g *Gateway) Handler() http.Handler {
 // classification reads the request as the engine and the actor will
 // (rivet.SanitizeRequest, rivet.ParseRequest) into a rivet.Route the later
 // layers read from the context, refusing what it cannot read with
-// certainty; resolution learns the namespace, name and key of every actor
-// the route reaches (asking the engine about ids); authentication verifies
+// certainty; the precheck refuses what no rule could admit before anything
+// is asked of the engine; resolution learns the namespace, name and key of
+// every actor the route reaches (asking the engine about ids); authentication verifies
 // and strips credentials, applies the rules to each of those actors and
 // stores the caller's identity; the params layer fetches fresh connection
 // params for that identity and injects them; the proxy forwards to the
@@ -269,7 +278,8 @@ func (g *Gateway) chain(rt *runtime) http.Handler {
 	h = metrics.Note(h) // the identity
 	h = rt.auth.Middleware(h)
 	h = rt.actors.Middleware(h)
-	h = metrics.Note(h) // the route, also for requests resolution or authn reject
+	h = rt.auth.Precheck(h) // no engine lookups for requests no rule could admit
+	h = metrics.Note(h)     // the route, also for requests resolution or authn reject
 	h = classify(h)
 	h = rt.cors.Middleware(h)
 	h = metrics.Middleware(g.metrics, rt.access, h)
