@@ -224,6 +224,13 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Warnings reports what is valid but leaves a way around a rule (see
+// authn.Config.Warnings), each naming its YAML path. -check prints them;
+// the gateway logs them at start and on every reload.
+func (c *Config) Warnings() []string {
+	return c.Auth.Warnings("auth")
+}
+
 func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level
 	err := l.UnmarshalText([]byte(strings.ToUpper(s)))

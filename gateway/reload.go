@@ -70,6 +70,7 @@ func (g *Gateway) Reload(path, trigger string) error {
 	g.log.Info("configuration reloaded", "trigger", trigger, "path", path,
 		"took", time.Since(start).Round(time.Millisecond).String(),
 		"new_proxy", rt.proxy != old.proxy, "websockets_open", g.OpenWebSockets(), "websockets_closed", closed)
+	logWarnings(g.log, rt.cfg)
 	return nil
 }
 

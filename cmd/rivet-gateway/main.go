@@ -4,7 +4,7 @@
 // connection params.
 //
 //	rivet-gateway -config config.yaml         run
-//	rivet-gateway -config config.yaml -check  validate the config and exit
+//	rivet-gateway -config config.yaml -check  validate the config, print warnings, and exit
 //	rivet-gateway -version                    print the version
 package main
 
@@ -57,6 +57,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *check {
 		fmt.Fprintf(stdout, "%s: configuration is valid\n", *configPath)
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintf(stdout, "  warning: %s\n", w)
+		}
 		return 0
 	}
 	logger, err := gateway.NewLogger(cfg.Log, stderr)
