@@ -227,6 +227,36 @@ func TestAttackerCannotReachOthersActors(t *testing.T) {
 		}
 	}
 
+	// The real JS client as alice: create() and getForId() on her own counter, then bob's.
+	t.Run("real JS client", func(t *testing.T) {
+		var got struct {
+			OwnID                         string
+			OwnCount, Again               float64
+			BobByID, BobByKey, BobResolve rivetErr
+			BobConnect                    struct {
+				Errors         []trackedError
+				Status         string
+				GetParamsCalls int
+			}
+		}
+		runScript(t, "authz-client.mjs", map[string]string{
+			"RIVET_ENDPOINT_URL": gw.URL, "SCENARIO": "alice", "TOKEN": alice, "BOB_ID": bob.id,
+		}, &got)
+		if got.OwnID == "" || got.OwnCount != 3 || got.Again != 3 {
+			t.Errorf("her own counter by id: id %q, increment(3) = %v, getCount = %v; want 3 and 3", got.OwnID, got.OwnCount, got.Again)
+		}
+		for name, e := range map[string]rivetErr{"by id": got.BobByID, "by key": got.BobByKey, "resolve": got.BobResolve} {
+			if e.Group+"."+e.Code != "auth.forbidden" {
+				t.Errorf("bob's counter %s: got %+v, want ActorError auth.forbidden", name, e)
+			}
+		}
+		c := got.BobConnect
+		if len(c.Errors) == 0 || c.Errors[0].Error != "auth.forbidden" || c.GetParamsCalls != 1 || c.Status == "connected" {
+			t.Errorf("bob's counter over connect(): %+v, want one auth.forbidden, no retry", c)
+		}
+		bob.check(t, "the JS client")
+	})
+
 	q := "?rvt-namespace=default&rvt-method=get&rvt-key=bob"
 	gc := "?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=bob&rvt-crash-policy=sleep"
 	body := `{"args":[1000]}`
