@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,7 +28,16 @@ const (
 	wsSetup       = "ws-setup"   // open /connect, read the init message, close handshake
 	wsRoundTrip   = "ws-rt"      // message round trips over long-lived connections
 	httpPaced     = "http-paced" // keep-alive action at a fixed total rate (latency, not throughput)
+	// httpByID is http-ka addressed by actor id (/gateway/<id>/...): the
+	// gateway resolves the id once, then answers it from its cache.
+	httpByID = "http-id"
+	// httpByFreshID is http-id with a new actor id on every request: every
+	// request costs the gateway an actor lookup at the engine.
+	httpByFreshID = "http-id-fresh"
 )
+
+// benchActorID is the actor id of http-id: a valid engine id (version 1).
+const benchActorID = "hwzdj7sr4l7y4lxlvc506jrjwtal00"
 
 // actionPath is the action every HTTP op calls: a key query target, the
 // way the RivetKit client addresses getOrCreate actors.
@@ -181,6 +191,12 @@ func newWorker(ctx context.Context, workload string, c client) (worker, error) {
 		return w, w.connect(ctx)
 	case httpNewConn:
 		return &httpWorker{c: c, req: buildRequest(c, false), check: c.wantParams, fresh: true}, nil
+	case httpByID:
+		w := &httpWorker{c: c, req: buildRequestTo(c, byIDPath(benchActorID), false), check: c.wantParams}
+		return w, w.connect(ctx)
+	case httpByFreshID:
+		w := &httpWorker{c: c, check: c.wantParams, newID: rand.New(rand.NewPCG(rand.Uint64(), 1))}
+		return w, w.connect(ctx)
 	case wsSetup:
 		return &wsSetupWorker{c: c, check: c.wantParams}, nil
 	case wsRoundTrip:
@@ -196,8 +212,36 @@ func newWorker(ctx context.Context, workload string, c client) (worker, error) {
 // buildRequest is the raw action request: the loader writes bytes and
 // parses the answer itself, so that it costs as little CPU as it can.
 func buildRequest(c client, closeConn bool) []byte {
+	return buildRequestTo(c, actionPath, closeConn)
+}
+
+// byIDPath is the action of actionPath addressed by actor id.
+func byIDPath(id string) string { return "/gateway/" + id + "/action/increment" }
+
+// randomActorID returns a valid engine actor id: 30 base36 digits, least
+// significant first, of a 19-byte value whose low byte is the version, 1.
+func randomActorID(r *rand.Rand) string {
+	var v [19]byte
+	v[0] = 1
+	for i := 1; i < len(v); i++ {
+		v[i] = byte(r.Uint32())
+	}
+	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+	out := make([]byte, 30)
+	for i := range out {
+		rem := 0
+		for j := len(v) - 1; j >= 0; j-- {
+			x := rem<<8 | int(v[j])
+			v[j], rem = byte(x/36), x%36
+		}
+		out[i] = digits[rem]
+	}
+	return string(out)
+}
+
+func buildRequestTo(c client, path string, closeConn bool) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nX-Rivet-Encoding: json\r\n", actionPath, c.addr)
+	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nX-Rivet-Encoding: json\r\n", path, c.addr)
 	if c.token != "" {
 		fmt.Fprintf(&b, "Authorization: Bearer %s\r\n", c.token)
 	}
@@ -211,8 +255,9 @@ func buildRequest(c client, closeConn bool) []byte {
 type httpWorker struct {
 	c     client
 	req   []byte
-	fresh bool   // a new connection per op
-	check string // conn params to find in the next answer ("" once checked)
+	newID *rand.Rand // set: a new actor id (and request) per op
+	fresh bool       // a new connection per op
+	check string     // conn params to find in the next answer ("" once checked)
 	conn  net.Conn
 	br    *bufio.Reader
 	body  []byte
@@ -251,6 +296,9 @@ func (w *httpWorker) op(ctx context.Context) error {
 	}
 	if w.fresh {
 		defer w.close()
+	}
+	if w.newID != nil {
+		w.req = buildRequestTo(w.c, byIDPath(randomActorID(w.newID)), false)
 	}
 	_ = w.conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := w.conn.Write(w.req); err != nil {

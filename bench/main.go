@@ -233,6 +233,8 @@ func cellsFor(mode string) []cell {
 		cs = append(cs, g(httpKeepAlive, all...)...)
 		cs = append(cs, n(httpKeepAlive, "plain", "auth_request")...)
 		cs = append(cs, g(httpPaced, "hs256+claims")...)
+		cs = append(cs, g(httpByID, "hs256+claims")...)
+		cs = append(cs, g(httpByFreshID, "hs256+claims")...)
 		cs = append(cs, g(httpNewConn, "none", "hs256+claims")...)
 		cs = append(cs, n(httpNewConn, "plain")...)
 		cs = append(cs, g(wsSetup, "none", "hs256+claims")...)
@@ -243,6 +245,8 @@ func cellsFor(mode string) []cell {
 		cs = append(cs, g(httpKeepAlive, all...)...)
 		cs = append(cs, n(httpKeepAlive, "plain", "auth_request")...)
 		cs = append(cs, g(httpPaced, "none", "hs256+claims")...)
+		cs = append(cs, g(httpByID, "none", "hs256+claims")...)
+		cs = append(cs, g(httpByFreshID, "none", "hs256+claims")...)
 		cs = append(cs, g(httpNewConn, all...)...)
 		cs = append(cs, n(httpNewConn, "plain", "auth_request")...)
 		cs = append(cs, g(wsSetup, all...)...)
@@ -481,7 +485,7 @@ func report(o options, e *env, ms []*measured, mem *memResult, took time.Duratio
 			wl, m.proxy, m.config, median(drates), median(prates), median(ratios), strings.Join(pairs, ", "),
 			fmtDur(dp50), fmtDur(dp99), fmtDur(pp50), fmtDur(pp99), fmtDur(pp99-dp99), errs)
 	}
-	b.WriteString("\nWorkloads: http-ka = POST /gateway/<query target>/action/increment over keep-alive connections (closed loop); http-paced = the same at a fixed total rate (latency from the scheduled send time); http-new = one new TCP connection per request; ws-setup = open /connect (subprotocols rivet, rivet_encoding.json, rivet_conn_params), read the upstream's init message reporting the params it received, close handshake; ws-rt = 53-byte message round trips over established /connect connections.\n")
+	b.WriteString("\nWorkloads: http-ka = POST /gateway/<query target>/action/increment over keep-alive connections (closed loop); http-paced = the same at a fixed total rate (latency from the scheduled send time); http-id = http-ka addressed by actor id (/gateway/<id>/action/increment: the gateway resolves the id once, then from its cache); http-id-fresh = the same with a new actor id on every request (every request costs the gateway an actor lookup at the engine); http-new = one new TCP connection per request; ws-setup = open /connect (subprotocols rivet, rivet_encoding.json, rivet_conn_params), read the upstream's init message reporting the params it received, close handshake; ws-rt = 53-byte message round trips over established /connect connections.\n")
 	if mem != nil {
 		b.WriteString("\n" + mem.String())
 	}

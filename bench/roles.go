@@ -92,6 +92,8 @@ var upgrader = websocket.Upgrader{
 //	  → first message {"type":"init","params":<rivet_conn_params.* decoded or null>},
 //	    then every message echoed back as is.
 //	GET  /health → {"runtime":"engine","status":"ok"}
+//	GET  /actors?actor_ids=<id>&namespace=<ns>
+//	  → the actor <id>: counter keyed alice (what the gateway resolves ids with)
 //
 // It reports the conn params it received so a run can check the gateway
 // injected them.
@@ -102,6 +104,10 @@ func upstreamHandler() http.Handler {
 		case path == "/health":
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, `{"runtime":"engine","status":"ok","version":"bench"}`)
+		case path == "/actors" && r.Method == http.MethodGet && r.URL.Query().Get("actor_ids") != "":
+			w.Header().Set("Content-Type", "application/json")
+			id, _ := json.Marshal(r.URL.Query().Get("actor_ids"))
+			_, _ = fmt.Fprintf(w, `{"actors":[{"actor_id":%s,"name":"counter","key":"alice","destroy_ts":null}],"pagination":{"cursor":null}}`, id)
 		case strings.HasPrefix(path, "/gateway/") && strings.HasSuffix(path, "/connect"):
 			serveEcho(w, r)
 		case strings.HasPrefix(path, "/gateway/") && strings.Contains(path, "/action/"):
