@@ -437,3 +437,37 @@ func TestStripEveryKnownCarrier(t *testing.T) {
 		t.Errorf("query: got %q, want access_token removed and keep=1 kept", f.URL.RawQuery)
 	}
 }
+
+// TestPrivilegedGrantedExplicitly: the README's operators rule opens
+// list, destroy and admin to API keys holding every scope, and to nothing
+// else; kv and the inspector stay denied because it does not name them.
+func TestPrivilegedGrantedExplicitly(t *testing.T) {
+	cfg := apiKeyConfig()
+	cfg.JWT = hsConfig().JWT
+	cfg.Rules = []Rule{{Match: Match{Intents: []string{"list", "destroy", "admin"}}, Methods: []string{MethodAPIKey}, Scopes: []string{"*"}}}
+	cfg.APIKeys.Keys = append(cfg.APIKeys.Keys, APIKey{ID: "ops", SHA256: hashHex("ops-key-0123456789"), Scopes: []string{"*"}})
+	a := newAuth(t, cfg)
+	const id = "hwzdj7sr4l7y4lxlvc506jrjwtal00"
+	destroy := "/actors/" + id + "?namespace=default"
+	tests := []struct {
+		name, method, target string
+		headers              []string
+		status               int
+	}{
+		{"operators' key destroys", "DELETE", destroy, []string{"X-API-Key", "ops-key-0123456789"}, 200},
+		{"operators' key lists", "GET", "/actors?namespace=default&name=counter", []string{"X-API-Key", "ops-key-0123456789"}, 200},
+		{"operators' key: kv not granted", "GET", "/actors/" + id + "/kv/keys/Aw==?namespace=default", []string{"X-API-Key", "ops-key-0123456789"}, 403},
+		{"operators' key: inspector not granted", "GET", "/gateway/" + id + "/inspector/state", []string{"X-API-Key", "ops-key-0123456789"}, 403},
+		{"scoped key cannot destroy", "DELETE", destroy, []string{"X-API-Key", backendKey}, 403},
+		{"unscoped key without the * scope", "DELETE", destroy, []string{"X-API-Key", fullKey}, 403},
+		{"a JWT cannot destroy", "DELETE", destroy, bearer(hsToken(t, "alice")), 403},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := serve(t, a, newRequest(t, tc.method, tc.target, tc.headers...))
+			if res.status != tc.status {
+				t.Errorf("status: got %d, want %d (%s)", res.status, tc.status, res.raw)
+			}
+		})
+	}
+}
