@@ -34,6 +34,30 @@ func main() {
 	}
 }
 
+// bobsCounter creates bob's counter through the gateway as bob, and returns
+// its id (which alice may learn: ids are not secrets).
+func bobsCounter(ctx context.Context, endpoint string, secret []byte) (string, error) {
+	tok, err := mint(secret, "bob", "member")
+	if err != nil {
+		return "", err
+	}
+	c, err := rivetclient.New(endpoint, rivetclient.WithMetadataLookup(false), rivetclient.WithHeader("Authorization", "Bearer "+tok))
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	bob := c.GetOrCreate("counter", []string{"bob"}, rivetclient.HandleOptions{Params: map[string]string{"authToken": tok}})
+	var n int
+	if err := bob.Action(ctx, "increment", &n, 1); err != nil {
+		return "", fmt.Errorf("bob's increment: %w", err)
+	}
+	id, err := bob.Resolve(ctx)
+	if err != nil {
+		return "", fmt.Errorf("bob resolving his counter's id: %w", err)
+	}
+	return id, nil
+}
+
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "demo:", err)
 	os.Exit(1)
@@ -116,6 +140,30 @@ func run(ctx context.Context, endpoint, user string, secret []byte) error {
 		fmt.Printf("denied   %s reading bob's counter -> %s.%s\n", user, ae.Group, ae.Code)
 	} else {
 		return fmt.Errorf("reading another user's counter: got %v, want auth.forbidden", err)
+	}
+	// Bob's counter by its id: the gateway asks the engine whose counter the
+	// id names, and the same key binding refuses it.
+	bobID, err := bobsCounter(ctx, endpoint, secret)
+	if err != nil {
+		return err
+	}
+	byID := c.GetForID("counter", bobID, rivetclient.HandleOptions{
+		GetParams: func(context.Context) (any, error) {
+			tok, err := mint(secret, user, "member")
+			return map[string]string{"authToken": tok}, err
+		},
+	})
+	if err := byID.Action(ctx, "increment", &n, 1000); errors.As(err, &ae) {
+		fmt.Printf("denied   %s calling bob's counter by its id -> %s.%s\n", user, ae.Group, ae.Code)
+	} else {
+		return fmt.Errorf("calling another user's counter by id: got %v, want auth.forbidden", err)
+	}
+	// The actor's inspector, even of her own counter, behind /request/.
+	if res, err := counter.Fetch(ctx, "GET", "/inspector/state", nil, nil); err != nil {
+		return fmt.Errorf("inspector: %w", err)
+	} else {
+		res.Body.Close()
+		fmt.Printf("denied   %s opening her own counter's inspector (/request/inspector/state) -> %d %s\n", user, res.StatusCode, res.Header.Get("X-Rivet-Error"))
 	}
 	// No token at all.
 	anon := c.GetOrCreate("counter", []string{user}, rivetclient.HandleOptions{})
