@@ -283,7 +283,10 @@ func testAPIKeys(t *testing.T, upstream string) {
 		"X-Rivet-Encoding": "json", "Content-Type": "application/json", "X-Rivet-Conn-Params": `{"token":"t"}`,
 	}
 	withKey := func(key string) map[string]string {
-		h := map[string]string{"X-API-Key": key}
+		h := map[string]string{}
+		if key != "" {
+			h["X-API-Key"] = key
+		}
 		for k, v := range params {
 			h[k] = v
 		}
@@ -299,6 +302,7 @@ func testAPIKeys(t *testing.T, upstream string) {
 		{"expired key", "key-expired", 401, "unauthorized", "expired"},
 		{"unknown key", "key-unknown", 401, "unauthorized", "invalid_api_key"},
 		{"no key", "", 401, "unauthorized", "missing"},
+		{"empty key header", " ", 401, "unauthorized", "malformed"},
 		{"key from the file", "rotating-key", 200, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -151,12 +151,12 @@ func TestBadInput(t *testing.T) {
 			group, code string // "" for answers net/http writes itself (plain text)
 		}{
 			{"empty target", head("/gateway/"), 400, "guard", "query_invalid_params"},
-			{"empty target segment", head("/gateway//action/whoami" + q), 400, "guard", "query_invalid_params"},
+			{"empty target segment", head("/gateway//action/whoami" + q), 400, "gateway", "invalid_path"},
 			{"rvt-* without rvt-method", head("/gateway/counter/action/whoami?rvt-namespace=default"), 400, "guard", "query_invalid_params"},
 			{"repeated rvt-key", head("/gateway/counter/action/whoami" + q + "&rvt-key=other"), 400, "guard", "query_invalid_params"},
-			{"bad escape in an rvt-* value", head("/gateway/counter/action/whoami" + q + "x&rvt-input=%zz"), 400, "guard", "query_invalid_params"},
+			{"bad escape in an rvt-* value", head("/gateway/counter/action/whoami" + q + "x&rvt-input=%zz"), 400, "gateway", "invalid_path"},
 			{"unknown rvt-* key (engine)", head("/gateway/counter/action/whoami" + q + "&rvt-nonsense=1"), 400, "guard", "query_invalid_params"},
-			{"raw invalid UTF-8 in the actor name (engine)", head("/gateway/count\xffer/action/whoami" + q), 400, "guard", "query_invalid_percent_encoding"},
+			{"raw invalid UTF-8 in the actor name", head("/gateway/count\xffer/action/whoami" + q), 400, "gateway", "invalid_path"},
 			{"bad escape in the path (net/http)", head("/gateway/%zz/action/whoami" + q), 400, "", ""},
 			{"invalid header name (net/http)", head("/gateway/counter/action/whoami"+q, "X-Bad\xff: 1\r\n"), 400, "", ""},
 			{"control byte in a header (net/http)", head("/gateway/counter/action/whoami"+q, "X-Ctl: a\x01b\r\n"), 400, "", ""},

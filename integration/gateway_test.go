@@ -137,9 +137,10 @@ func TestGatewayErrorsAreRivetShaped(t *testing.T) {
 		group      string
 		code       string
 	}{
-		{"unknown route", "/namespaces", 404, "guard", "no_route"},
+		{"unknown route", "/runners/connect", 404, "guard", "no_route"},
+		{"engine administration denied by default", "/namespaces", 403, "auth", "forbidden"},
 		{"duplicate rvt param", "/gateway/counter/action/x?rvt-namespace=a&rvt-namespace=b&rvt-method=get", 400, "guard", "query_invalid_params"},
-		{"inspector denied by default", "/gateway/abc/inspector/connect", 403, "auth", "forbidden"},
+		{"inspector denied by default", "/gateway/hwzdj7sr4l7y4lxlvc506jrjwtal00/inspector/connect", 403, "auth", "forbidden"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := do(t, "POST", gw.URL+tc.path, nil, nil)
