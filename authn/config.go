@@ -182,10 +182,13 @@ type APIKey struct {
 	// Scopes limits what the key may do: each scope is "<intent>:<actor>"
 	// with "*" a wildcard in either part ("action:counter", "connect:*",
 	// "*:chat"); "<intent>" alone means "<intent>:*" and "*" means
-	// everything. Intents: health, metadata, actors, action, queue,
-	// request, connect, websocket, inspector. The actor part names an actor
-	// addressed by name and key (get/getOrCreate); an actor addressed by id
-	// has no known name and only matches "*". Empty: no limit.
+	// everything. Intents: health, metadata, lookup, create, get_or_create,
+	// list, destroy, kv, admin, action, queue, request, connect, websocket,
+	// inspector. The actor part is the name of the actor the request
+	// reaches, however it is addressed (an id is resolved to its actor's
+	// name); a request that reaches no one actor (list, admin) only matches
+	// "*". Empty: no limit (rules still apply: privileged intents need a
+	// rule that names them).
 	Scopes []string `yaml:"scopes"`
 }
 
@@ -219,30 +222,37 @@ type Rule struct {
 	Scopes []string `yaml:"scopes"`
 
 	// KeyBinding, when set, requires an element of the actor key to equal a
-	// claim, so a user reaches only their own actor. Requests addressing
-	// an actor by id carry no key and are refused by such a rule.
+	// claim, so a user reaches only their own actor: the key of the actor
+	// the request reaches, whether it came in the rvt-key query, the key
+	// query parameter or body of /actors, or from the engine for an actor
+	// addressed by id. Requests that reach no one actor (list, admin) are
+	// refused by such a rule.
 	KeyBinding *KeyBinding `yaml:"key_binding"`
 }
 
 // Match selects requests by their RivetKit route. Each non-empty list must
 // contain the request's value.
 type Match struct {
-	// Intents: health, metadata, actors, action, queue, request, connect,
-	// websocket, inspector. A request whose path the gateway does not know
-	// matches only rules without intents. Empty: any.
+	// Intents: health, metadata, lookup, create, get_or_create, list,
+	// destroy, kv, admin, action, queue, request, connect, websocket,
+	// inspector. Empty: any intent but the privileged ones (inspector,
+	// list, destroy, kv, admin), which only a rule naming them matches.
 	Intents []string `yaml:"intents"`
 
-	// Actors are actor names, known only for actors addressed by name and
-	// key (get/getOrCreate). Empty: any, including actors addressed by id.
+	// Actors are names of the actor the request reaches, however it is
+	// addressed (by key, by id, through /actors). Empty: any actor, and
+	// requests that reach none.
 	Actors []string `yaml:"actors"`
 
-	// Namespaces: rvt-namespace on gateway routes, the namespace query
-	// parameter on /metadata and /actors. Empty: any.
+	// Namespaces: the namespace of the actor the request reaches, or the
+	// namespace query parameter of a request that reaches none. Empty: any.
 	Namespaces []string `yaml:"namespaces"`
 
-	// Targets: "key" for actors addressed by name and key, "id" for actors
-	// addressed by id (/gateway/<id>/..., from create() and getForId()).
-	// Empty: any request, gateway or not.
+	// Targets: "key" for actors addressed by name and key (the query
+	// gateway, /actors lookups by key and bodies), "id" for actors addressed
+	// by id (/gateway/<id>/..., /actors/<id>, actor_ids=). Empty: any form,
+	// and requests that reach no actor. Narrowing it lets the other form
+	// fall through to later rules (-check warns).
 	Targets []string `yaml:"targets"`
 }
 
