@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -258,6 +259,7 @@ func TestAttackerCannotReachOthersActors(t *testing.T) {
 	})
 
 	q := "?rvt-namespace=default&rvt-method=get&rvt-key=bob"
+	ownParams := "rivet_conn_params." + url.QueryEscape(`{"token":"her-own"}`)
 	gc := "?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=bob&rvt-crash-policy=sleep"
 	body := `{"args":[1000]}`
 	createBob := `{"name":"counter","key":"bob","runner_name_selector":"default","crash_policy":"sleep"}`
@@ -342,6 +344,12 @@ func TestAttackerCannotReachOthersActors(t *testing.T) {
 			headers: []string{"Sec-WebSocket-Protocol: rivet, rivet_encoding.json, rivet_target.actor, rivet_actor." + bob.id}, ws: true, status: 101, code: "Init=" + aliceID},
 		{name: "steering subprotocols off /gateway/", method: "GET", target: "/connect",
 			headers: []string{"Sec-WebSocket-Protocol: rivet, rivet_encoding.json, rivet_target.actor, rivet_actor." + bob.id}, ws: true, status: 101, code: "guard.no_route"},
+		// Off /gateway/, the engine routes a WebSocket by these subprotocols alone; with params
+		// of her own making the socket would be bob's.
+		{name: "steering subprotocols on /actors", method: "GET", target: "/actors?namespace=default",
+			headers: []string{"Sec-WebSocket-Protocol: rivet, rivet_encoding.json, rivet_target.actor, rivet_actor." + bob.id + ", " + ownParams}, ws: true, status: 101, code: "guard.no_route"},
+		{name: "steering subprotocols on /metadata", method: "GET", target: "/metadata",
+			headers: []string{"Sec-WebSocket-Protocol: rivet, rivet_encoding.json, rivet_target.actor, rivet_actor." + bob.id + ", " + ownParams}, ws: true, status: 101, code: "guard.no_route"},
 		{name: "steering subprotocols with //", method: "GET", target: "/gateway//" + bob.id + "/connect",
 			headers: []string{"Sec-WebSocket-Protocol: rivet, rivet_encoding.json, rivet_target.actor, rivet_actor." + bob.id}, ws: true, status: 101, code: "gateway.invalid_path"},
 		{name: "runner target header", method: "GET", target: "/gateway/" + aliceID + "/request/x",
@@ -396,8 +404,8 @@ func TestAttackerCannotReachOthersActors(t *testing.T) {
 
 // send sends a through a raw connection to addr and returns the status and what identifies the
 // answer: the RivetKit error's group.code, "actor=<id>" for an actor's answer, or for a
-// WebSocket the close reason's group.code (without "#rayId") or "Init=<actor id>" when it
-// opened.
+// WebSocket the close reason's group.code (without "#rayId"), "Init=<actor id>" when a
+// connection opened, or "onWebSocket count=<n>" when an actor's raw handler greeted.
 func send(t *testing.T, addr string, a attack) (int, string) {
 	t.Helper()
 	var b strings.Builder
@@ -446,7 +454,8 @@ func send(t *testing.T, addr string, a attack) (int, string) {
 	return res.StatusCode, e.Group + "." + e.Code
 }
 
-// firstFrame reads server frames until a close (its reason's group.code) or an Init message.
+// firstFrame reads server frames until a close (its reason's group.code), an Init message or
+// a raw handler's greeting.
 func firstFrame(t *testing.T, br *bufio.Reader) string {
 	t.Helper()
 	for range 8 {
@@ -485,6 +494,11 @@ func firstFrame(t *testing.T, br *bufio.Reader) string {
 			}
 			_ = json.Unmarshal(p, &m)
 			return "Init=" + m.Body.Val.ActorID
+		case op == 1 && strings.Contains(string(p), `"hello":"raw"`):
+			// An actor's onWebSocket greeting, with its count.
+			var m struct{ Count float64 }
+			_ = json.Unmarshal(p, &m)
+			return fmt.Sprintf("onWebSocket count=%v", m.Count)
 		}
 	}
 	return "no close"
