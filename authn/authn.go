@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,10 @@ type Options struct {
 	// Observe, when set, is called once per request the middleware decides
 	// (not for preflights), e.g. to count outcomes. It must not block.
 	Observe func(Outcome)
+
+	// ObserveJWKS, when set, is called after every fetch of a JWKS issuer's
+	// key set (at start and on every refresh). It must not block.
+	ObserveJWKS func(JWKSFetch)
 }
 
 // Outcome is what the middleware decided for one request, for metrics and
@@ -136,7 +141,7 @@ func New(cfg Config, opts Options) (*Authenticator, error) {
 	var wg sync.WaitGroup
 	for i, ic := range cfg.JWT.Issuers {
 		wg.Go(func() {
-			a.issuers[i], errs[i] = newIssuer(ctx, fmt.Sprintf("auth.jwt.issuers[%d]", i), ic, cfg.JWT.Leeway, a.clock, client, log)
+			a.issuers[i], errs[i] = newIssuer(ctx, fmt.Sprintf("auth.jwt.issuers[%d]", i), ic, cfg.JWT.Leeway, a.clock, client, log, opts.ObserveJWKS)
 		})
 	}
 	wg.Wait()
@@ -163,6 +168,28 @@ func (a *Authenticator) keyCount() int {
 		return 0
 	}
 	return len(*a.keys.cur.Load())
+}
+
+// ErrKeysNotLoaded is returned by KeysReady for JWKS issuers that have
+// never loaded a key set.
+var ErrKeysNotLoaded = errors.New("JWKS never loaded")
+
+// KeysReady reports whether every JWKS issuer has loaded a key set at
+// least once since the configuration was loaded: otherwise every token of
+// that issuer is refused (unknown_key) and the gateway should not take
+// traffic. The error names the issuers; nil when all have (or none uses a
+// JWKS). A failed refresh later keeps the last good set: still ready.
+func (a *Authenticator) KeysReady() error {
+	var missing []string
+	for _, is := range a.issuers {
+		if is.health != nil && !is.health.ever.Load() {
+			missing = append(missing, is.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: issuers %s", ErrKeysNotLoaded, strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // Close stops the JWKS refreshes and the keys-file reload and releases

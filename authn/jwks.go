@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync/atomic"
+	"time"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
@@ -28,17 +30,23 @@ const maxJWKSBytes = 1 << 20
 // rate limiter, which would let a flood of made-up kids queue up behind
 // it. kidGate asks the rate limiter without waiting instead, so a token
 // naming an unknown kid between two allowed refetches is rejected at once.
-func newJWKS(ctx context.Context, cfg IssuerConfig, client *http.Client, log *slog.Logger) (keyfunc.Keyfunc, error) {
+//
+// Every fetch is reported to health: a success when jwkset replaces the key
+// set (with the number of keys), a failure when it reports an error of a
+// fetch (the first one, and the background refreshes).
+func newJWKS(ctx context.Context, cfg IssuerConfig, client *http.Client, log *slog.Logger, health *jwksHealth) (keyfunc.Keyfunc, error) {
 	store, err := jwkset.NewStorageFromHTTP(cfg.JWKSURL, jwkset.HTTPClientStorageOptions{
 		Client:                    client,
 		Ctx:                       ctx,
 		HTTPTimeout:               cfg.JWKSTimeout,
 		NoErrorReturnFirstHTTPReq: true,
 		RefreshInterval:           cfg.JWKSRefresh,
+		Storage:                   observedStorage{Storage: jwkset.NewMemoryStorage(), health: health},
 		RefreshErrorHandler: func(_ context.Context, err error) {
 			if ctx.Err() != nil {
 				return // shutting down
 			}
+			health.failed()
 			log.Warn("JWKS fetch failed; keeping the last good key set", "issuer", cfg.Name, "error", err)
 		},
 	})
@@ -65,6 +73,56 @@ func newJWKS(ctx context.Context, cfg IssuerConfig, client *http.Client, log *sl
 		// Keys marked for encryption never verify signatures.
 		UseWhitelist: []jwkset.USE{jwkset.UseSig, ""},
 	})
+}
+
+// observedStorage is jwkset's memory storage that tells health when a
+// fetched key set replaces the stored one: jwkset's only success signal.
+type observedStorage struct {
+	jwkset.Storage
+	health *jwksHealth
+}
+
+func (s observedStorage) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
+	err := s.Storage.KeyReplaceAll(ctx, given)
+	if err == nil {
+		s.health.loaded(len(given))
+	}
+	return err
+}
+
+// jwksHealth is what an issuer knows of its JWKS: whether a key set was
+// ever loaded, and the report hook.
+type jwksHealth struct {
+	issuer  string
+	now     func() time.Time
+	observe func(JWKSFetch)
+	ever    atomic.Bool
+}
+
+// JWKSFetch is one fetch of an issuer's JWKS, for metrics.
+type JWKSFetch struct {
+	// Issuer is the issuer's configured name.
+	Issuer string
+	// OK reports a key set loaded; Keys is how many keys it holds (0 on
+	// failure). At is when.
+	OK   bool
+	Keys int
+	At   time.Time
+}
+
+func (h *jwksHealth) loaded(n int) {
+	if n > 0 {
+		h.ever.Store(true)
+	}
+	if h.observe != nil {
+		h.observe(JWKSFetch{Issuer: h.issuer, OK: true, Keys: n, At: h.now()})
+	}
+}
+
+func (h *jwksHealth) failed() {
+	if h.observe != nil {
+		h.observe(JWKSFetch{Issuer: h.issuer, At: h.now()})
+	}
 }
 
 // kidGate is a jwkset.Storage that reads known kids from the cached set and

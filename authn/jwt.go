@@ -29,11 +29,13 @@ type issuer struct {
 	// Exactly one of static and jwks is set.
 	static jwt.Keyfunc
 	jwks   keyfunc.Keyfunc
+	// health is the JWKS's state; nil for static keys.
+	health *jwksHealth
 }
 
 // newIssuer loads cfg's keys (reading files, fetching the JWKS once). path
 // is the issuer's YAML path, for errors.
-func newIssuer(ctx context.Context, path string, cfg IssuerConfig, leeway time.Duration, now func() time.Time, client *http.Client, log *slog.Logger) (*issuer, error) {
+func newIssuer(ctx context.Context, path string, cfg IssuerConfig, leeway time.Duration, now func() time.Time, client *http.Client, log *slog.Logger, observe func(JWKSFetch)) (*issuer, error) {
 	cfg = cfg.withDefaults()
 	is := &issuer{
 		name:     cfg.Name,
@@ -62,7 +64,8 @@ func newIssuer(ctx context.Context, path string, cfg IssuerConfig, leeway time.D
 	is.parser = jwt.NewParser(opts...)
 
 	if cfg.JWKSURL != "" {
-		kf, err := newJWKS(ctx, cfg, client, log)
+		is.health = &jwksHealth{issuer: cfg.Name, now: now, observe: observe}
+		kf, err := newJWKS(ctx, cfg, client, log, is.health)
 		if err != nil {
 			return nil, fmt.Errorf("%s.jwks_url: %w", path, err)
 		}

@@ -35,19 +35,52 @@ func (g *Gateway) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if g.draining.Load() || g.shuttingDown.Load() {
+		reason := g.notReady(r.Context())
+		g.noteReadiness(reason)
+		if reason != "" {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("shutting down\n"))
-			return
-		}
-		if err := g.ready.get(r.Context()); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("upstream not ready\n"))
+			_, _ = w.Write([]byte(reason + "\n"))
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	return mux
+}
+
+// notReady returns why the gateway should not take traffic now, or "":
+// it is draining or shutting down; a JWKS issuer has never loaded its keys
+// (admin.readiness_jwks); the engine's /health does not answer
+// (admin.readiness_upstream, checked at most every readiness_interval).
+func (g *Gateway) notReady(ctx context.Context) string {
+	if g.draining.Load() || g.shuttingDown.Load() {
+		return "shutting down"
+	}
+	if g.cfg.Admin.ReadinessJWKS {
+		if err := g.live.Load().auth.KeysReady(); err != nil {
+			return err.Error()
+		}
+	}
+	if err := g.ready.get(ctx); err != nil {
+		return "upstream not ready"
+	}
+	return ""
+}
+
+// noteReadiness logs the first readiness answered and every change after
+// it, so an operator sees when and why a replica left or rejoined.
+func (g *Gateway) noteReadiness(reason string) {
+	g.readyMu.Lock()
+	prev, seen := g.readyReason, g.readySeen
+	g.readyReason, g.readySeen = reason, true
+	g.readyMu.Unlock()
+	if seen && prev == reason {
+		return
+	}
+	if reason == "" {
+		g.log.Info("gateway ready")
+		return
+	}
+	g.log.Warn("gateway not ready", "reason", reason)
 }
 
 // readiness caches the upstream health check so probes cannot turn into

@@ -79,6 +79,12 @@ type AdminConfig struct {
 	// clients with RivetKit-shaped 502s they retry, rather than taking
 	// every replica out and leaving clients with refused connections.
 	ReadinessUpstream bool `yaml:"readiness_upstream"`
+	// ReadinessJWKS makes /readyz also require every JWKS issuer to have
+	// loaded its key set at least once (since start or the last reload):
+	// until then every token of that issuer is refused with unknown_key.
+	// A refresh failing later keeps the last good set and readiness.
+	// Default true.
+	ReadinessJWKS bool `yaml:"readiness_jwks"`
 	// Pprof serves net/http/pprof under /debug/pprof/ on the admin
 	// listener. Default false: profiles reveal internals and cost CPU.
 	Pprof bool `yaml:"pprof"`
@@ -127,6 +133,7 @@ func DefaultConfig() Config {
 			ReadinessInterval: 5 * time.Second,
 			ReadinessTimeout:  2 * time.Second,
 			ReadinessUpstream: true,
+			ReadinessJWKS:     true,
 		},
 		Log:      LogConfig{Level: "info", Format: "text", Access: metrics.DefaultAccessLogConfig()},
 		Upstream: proxy.DefaultConfig(),

@@ -61,6 +61,10 @@ type Gateway struct {
 	draining     atomic.Bool
 	shuttingDown atomic.Bool
 	ready        readiness
+	// readyMu guards the last readiness answered, for logging changes.
+	readyMu     sync.Mutex
+	readyReason string
+	readySeen   bool
 }
 
 // runtime is everything one configuration builds. Requests load it once,
@@ -161,7 +165,8 @@ func (g *Gateway) build(cfg Config, prev *runtime) (_ *runtime, err error) {
 	if rt.cors, err = cors.New(cfg.CORS); err != nil {
 		return nil, fmt.Errorf("cors: %w", err)
 	}
-	if rt.auth, err = authn.New(cfg.Auth, authn.Options{Logger: logger.With("component", "authn"), Observe: g.metrics.ObserveAuth}); err != nil {
+	if rt.auth, err = authn.New(cfg.Auth, authn.Options{Logger: logger.With("component", "authn"), Observe: g.metrics.ObserveAuth,
+		ObserveJWKS: g.metrics.ObserveJWKS}); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	authField := cfg.Auth.ConnParamsField

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -623,4 +625,89 @@ func TestReadinessWithoutUpstream(t *testing.T) {
 			t.Errorf("readiness_upstream %v, engine down: /readyz = %d, want %d", tt.upstream, resp.StatusCode, tt.want)
 		}
 	}
+}
+
+// TestReadinessWaitsForJWKS: with a JWKS issuer whose endpoint is down from
+// the start, every token of it would get 401 unknown_key: /readyz answers
+// 503 naming the issuer until a refresh loads the key set, the change is
+// logged both ways, and readiness_jwks: false turns the check off.
+func TestReadinessWaitsForJWKS(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	point, err := key.PublicKey.Bytes() // 0x04 || X || Y
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	jwk := fmt.Sprintf(`{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","use":"sig","alg":"ES256","x":%q,"y":%q}]}`, b64(point[1:33]), b64(point[33:]))
+	var up atomic.Bool
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, jwk)
+	}))
+	t.Cleanup(jwks.Close)
+	engine := fakeEngine(t)
+	for _, check := range []bool{true, false} {
+		path := filepath.Join(t.TempDir(), "config.yaml")
+		writeFile(t, path, strings.Replace(reloadConfig(engine.URL, []string{keyA}, fmt.Sprintf(`  jwt:
+    issuers:
+      - {name: idp, issuer: "https://idp.test/", algorithms: [ES256], jwks_url: %q, jwks_refresh: 50ms}
+`, jwks.URL)), `admin: {listen: "127.0.0.1:0"}`,
+			fmt.Sprintf(`admin: {listen: "127.0.0.1:0", readiness_upstream: false, readiness_jwks: %v}`, check), 1))
+		up.Store(false)
+		s := serveFile(t, path)
+		code, body := getBody(t, s.admin+"/readyz")
+		if !check {
+			if code != http.StatusOK {
+				t.Errorf("readiness_jwks false, JWKS down: /readyz = %d %q, want 200", code, body)
+			}
+			continue
+		}
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "idp") {
+			t.Fatalf("JWKS down: /readyz = %d %q, want 503 naming issuer idp", code, body)
+		}
+		up.Store(true)
+		deadline := time.Now().Add(10 * time.Second)
+		for code != http.StatusOK {
+			if time.Now().After(deadline) {
+				t.Fatalf("JWKS up: /readyz still %d %q after 10s", code, body)
+			}
+			time.Sleep(10 * time.Millisecond)
+			code, body = getBody(t, s.admin+"/readyz")
+		}
+		logs := s.logs.String()
+		notReady, ready := strings.Index(logs, `"msg":"gateway not ready"`), strings.Index(logs, `"msg":"gateway ready"`)
+		if notReady < 0 || ready < notReady || !strings.Contains(logs, "JWKS never loaded") {
+			t.Errorf("logs: want \"gateway not ready\" (with the reason) then \"gateway ready\", got:\n%s", logs)
+		}
+		if n := strings.Count(logs, `"msg":"gateway not ready"`); n != 1 {
+			t.Errorf("logged \"gateway not ready\" %d times, want once (only changes are logged)", n)
+		}
+		_, metrics := getBody(t, s.admin+"/metrics")
+		for _, want := range []string{`rivet_gateway_jwks_fetches_total{issuer="idp",result="failure"}`,
+			`rivet_gateway_jwks_fetches_total{issuer="idp",result="success"}`, `rivet_gateway_jwks_keys{issuer="idp"} 1`,
+			`rivet_gateway_jwks_last_success_timestamp_seconds{issuer="idp"}`} {
+			if !strings.Contains(metrics, want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	}
+}
+
+// getBody GETs u and returns the status and body.
+func getBody(t *testing.T, u string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -72,6 +72,9 @@ type Metrics struct {
 	revalidated     prometheus.Counter
 	actorLookups    *prometheus.CounterVec
 	actorLookupTime prometheus.Histogram
+	jwksFetches     *prometheus.CounterVec
+	jwksLastSuccess *prometheus.GaugeVec
+	jwksKeys        *prometheus.GaugeVec
 }
 
 type authLabels struct{ issuers, keys set }
@@ -146,13 +149,25 @@ func New(reg prometheus.Registerer, cfg Config, opts Options) (*Metrics, error) 
 		Help:    "Time to resolve one actor id that was not in the cache (the engine lookup, or waiting on a shared one).",
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	})
+	m.jwksFetches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "jwks_fetches_total",
+		Help: "Fetches of a JWKS issuer's key set (at start, on refresh), by configured issuer name and result (success, failure).",
+	}, []string{"issuer", "result"})
+	m.jwksLastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "jwks_last_success_timestamp_seconds",
+		Help: "When a JWKS issuer's key set was last loaded (Unix seconds), by configured issuer name; absent until the first success.",
+	}, []string{"issuer"})
+	m.jwksKeys = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "jwks_keys",
+		Help: "Keys in a JWKS issuer's last loaded key set, by configured issuer name.",
+	}, []string{"issuer"})
 	m.SetAuthLabels(opts.IssuerNames, opts.APIKeyIDs)
 	m.newReloadCollectors()
 	cs := []prometheus.Collector{
 		m.requests, m.requestDuration, m.wsDuration, m.wsMessages, m.wsBytes, m.wsCloses,
 		m.auth, m.paramsDuration, m.paramsFetches, m.paramsAttempts, m.paramsCacheHits,
 		m.overhead, m.upstreamErrors, m.reloads, m.reloadOK, m.reloadTime, m.revalidated,
-		m.actorLookups, m.actorLookupTime,
+		m.actorLookups, m.actorLookupTime, m.jwksFetches, m.jwksLastSuccess, m.jwksKeys,
 	}
 	if f := opts.OpenWebSockets; f != nil {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -215,6 +230,23 @@ func (m *Metrics) ObserveParams(f params.Fetch) {
 	if f.CacheHit {
 		m.paramsCacheHits.WithLabelValues(f.Source).Inc()
 	}
+}
+
+// ObserveJWKS records one JWKS fetch (authn.Options.ObserveJWKS).
+func (m *Metrics) ObserveJWKS(f authn.JWKSFetch) {
+	if m == nil {
+		return
+	}
+	// f.Issuer is a configured issuer name (bounded), and the first fetch
+	// of a reloaded configuration's issuer comes before SetAuthLabels.
+	issuer := f.Issuer
+	if !f.OK {
+		m.jwksFetches.WithLabelValues(issuer, "failure").Inc()
+		return
+	}
+	m.jwksFetches.WithLabelValues(issuer, "success").Inc()
+	m.jwksLastSuccess.WithLabelValues(issuer).Set(float64(f.At.UnixNano()) / 1e9)
+	m.jwksKeys.WithLabelValues(issuer).Set(float64(f.Keys))
 }
 
 // ObserveActorLookup counts one actor id resolution
