@@ -16,6 +16,7 @@ import (
 	"github.com/rivet-gateway/rivet-gateway/metrics"
 	"github.com/rivet-gateway/rivet-gateway/params"
 	"github.com/rivet-gateway/rivet-gateway/proxy"
+	"github.com/rivet-gateway/rivet-gateway/tracing"
 )
 
 // Config is the whole configuration file. Each section is owned by the
@@ -30,6 +31,7 @@ type Config struct {
 	Auth     authn.Config   `yaml:"auth"`
 	Params   params.Config  `yaml:"params"`
 	Metrics  metrics.Config `yaml:"metrics"`
+	Tracing  tracing.Config `yaml:"tracing"`
 	Reload   ReloadConfig   `yaml:"reload"`
 }
 
@@ -142,6 +144,7 @@ func DefaultConfig() Config {
 		Auth:     authn.DefaultConfig(),
 		Params:   params.DefaultConfig(),
 		Metrics:  metrics.DefaultConfig(),
+		Tracing:  tracing.DefaultConfig(),
 		Reload:   ReloadConfig{Watch: true, Debounce: time.Second, RevalidateWebSockets: true},
 	}
 }
@@ -227,6 +230,7 @@ func (c *Config) Validate() error {
 		c.Params.Validate("params"),
 		c.Log.Access.Validate("log.access"),
 		c.Metrics.Validate("metrics"),
+		c.Tracing.Validate("tracing"),
 	)
 	return errors.Join(errs...)
 }

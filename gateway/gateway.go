@@ -29,6 +29,9 @@ import (
 	"github.com/rivet-gateway/rivet-gateway/params"
 	"github.com/rivet-gateway/rivet-gateway/proxy"
 	"github.com/rivet-gateway/rivet-gateway/rivet"
+	"github.com/rivet-gateway/rivet-gateway/tracing"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // Gateway is a running gateway: a shell that lives as long as the process
@@ -45,6 +48,8 @@ type Gateway struct {
 	// metrics is nil when disabled.
 	registry *prometheus.Registry
 	metrics  *metrics.Metrics
+	// tracing is nil when tracing is off (restart-only).
+	tracing *tracing.Tracing
 
 	live atomic.Pointer[runtime]
 	// reloadMu serializes reloads (and Shutdown against them).
@@ -84,11 +89,27 @@ type runtime struct {
 	handler  http.Handler
 }
 
+// Options are New's optional dependencies.
+type Options struct {
+	// SpanExporter replaces the OTLP exporter of tracing (tests).
+	SpanExporter sdktrace.SpanExporter
+	// Version is reported in traces.
+	Version string
+}
+
 // New builds a gateway from a validated configuration.
-func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
+func New(cfg Config, logger *slog.Logger, opts ...Options) (*Gateway, error) {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	g := &Gateway{cfg: cfg, log: logger, registry: prometheus.NewRegistry()}
+	tr, err := tracing.New(cfg.Tracing, tracing.Options{Exporter: o.SpanExporter, Version: o.Version})
+	if err != nil {
+		return nil, err
+	}
+	g.tracing = tr
 	if cfg.Metrics.Enabled {
-		var err error
 		g.metrics, err = metrics.New(g.registry, cfg.Metrics, metrics.Options{
 			OpenWebSockets: g.OpenWebSockets,
 			Runtime:        true,
@@ -172,6 +193,7 @@ func (g *Gateway) build(cfg Config, prev *runtime) (_ *runtime, err error) {
 	authField := cfg.Auth.ConnParamsField
 	rt.par, err = params.New(cfg.Params, params.Options{
 		Logger:         logger.With("component", "params"),
+		WrapTransport:  g.tracing.Transport,
 		Caller:         callerFromIdentity,
 		ConsumedFields: func(*http.Request) []string { return []string{authField} },
 		Observe:        g.metrics.ObserveParams,
@@ -196,6 +218,9 @@ func (g *Gateway) build(cfg Config, prev *runtime) (_ *runtime, err error) {
 			OnWebSocketEnd:  metrics.NoteWebSocket,
 			OnUpstream:      metrics.NoteUpstream,
 			OnUpstreamError: metrics.NoteUpstreamError,
+			WrapTransport:   g.tracing.Transport,
+			Tracer:          g.tracing.Tracer(),
+			InjectTrace:     g.injectTrace(),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("upstream: %w", err)
@@ -260,8 +285,9 @@ func (g *Gateway) Handler() http.Handler {
 
 // chain builds rt's request chain, in order:
 //
-//	metrics + access log → CORS → route classification → authentication
-//	precheck → actor resolution → authentication → server-side params → proxy
+//	metrics + access log → tracing → CORS → route classification →
+//	authentication precheck → actor resolution → authentication →
+//	server-side params → proxy
 //
 // The metrics and access-log layer wraps everything, so it sees every
 // answer, rejections included; the two metrics.Note layers hand it the
@@ -278,17 +304,60 @@ func (g *Gateway) Handler() http.Handler {
 // params for that identity and injects them; the proxy forwards to the
 // engine.
 func (g *Gateway) chain(rt *runtime) http.Handler {
+	tr := g.tracing
 	var h http.Handler = rt.proxy
-	h = rt.par.Middleware(h)
+	h = tr.Step("params", rt.par.Middleware, h, nil)
 	h = metrics.Note(h) // the identity
-	h = rt.auth.Middleware(h)
-	h = rt.actors.Middleware(h)
+	h = tr.Step("authn", rt.auth.Middleware, h, identityAttrs)
+	h = traceRoute(h) // the request's span learns the intent and the actor
+	h = tr.Step("actors.resolve", rt.actors.Middleware, h, nil)
 	h = rt.auth.Precheck(h) // no engine lookups for requests no rule could admit
 	h = metrics.Note(h)     // the route, also for requests resolution or authn reject
-	h = classify(h)
+	h = tr.Step("classify", classify, h, nil)
 	h = rt.cors.Middleware(h)
+	h = tr.Middleware(h)
 	h = metrics.Middleware(g.metrics, rt.access, h)
 	return h
+}
+
+// injectTrace is the proxy's InjectTrace: nil (pass the client's
+// traceparent through) unless tracing is on.
+func (g *Gateway) injectTrace() func(context.Context, http.Header) {
+	if g.tracing == nil {
+		return nil
+	}
+	return g.tracing.Inject
+}
+
+// traceRoute names the request's span for the route it takes.
+func traceRoute(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt := rivet.RouteFrom(r.Context()); rt != nil {
+			ns := rt.Namespace
+			if a := rt.Actor(); a != nil {
+				ns = a.Namespace
+			}
+			tracing.SetRoute(r.Context(), rt.Intent.String(), rt.ActorLabel(), ns)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// identityAttrs describes the caller authn admitted, for its span: the kind
+// of credential and the configured names, never a token or a subject.
+func identityAttrs(r *http.Request) []attribute.KeyValue {
+	id := authn.IdentityFrom(r.Context())
+	if id == nil {
+		return nil
+	}
+	out := []attribute.KeyValue{attribute.String("rivet.auth.method", id.Method)}
+	if id.APIKeyID != "" {
+		out = append(out, attribute.String("rivet.auth.api_key_id", id.APIKeyID))
+	}
+	if id.Issuer != "" {
+		out = append(out, attribute.String("rivet.auth.issuer", id.Issuer))
+	}
+	return out
 }
 
 // OpenWebSockets counts the proxied WebSockets open, those a reload's
@@ -510,4 +579,11 @@ func (g *Gateway) Close() {
 		p.Close()
 	}
 	g.retired = nil
+	// The spans of the last requests go out before the process ends; the
+	// exporter's goroutine stops.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.tracing.Shutdown(ctx); err != nil {
+		g.log.Warn("flushing traces failed", "error", err)
+	}
 }

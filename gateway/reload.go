@@ -129,6 +129,7 @@ func restartOnly(running, next Config) error {
 	diffYAML(reflect.ValueOf(running.Log.Level), reflect.ValueOf(next.Log.Level), "log.level", &changed)
 	diffYAML(reflect.ValueOf(running.Log.Format), reflect.ValueOf(next.Log.Format), "log.format", &changed)
 	diffYAML(reflect.ValueOf(running.Metrics), reflect.ValueOf(next.Metrics), "metrics", &changed)
+	diffYAML(reflect.ValueOf(running.Tracing), reflect.ValueOf(next.Tracing), "tracing", &changed)
 	if len(changed) > 0 {
 		return fmt.Errorf("%s: changed, which needs a restart (the running value is kept until then)", strings.Join(changed, ", "))
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"io"
 	"log/slog"
 	"maps"
@@ -124,6 +125,13 @@ func newHTTPSource(c Config, opts Options, log *slog.Logger) (*httpSource, error
 		}
 		cl := *opts.HTTPClient // a copy: the caller's client is not changed
 		cl.CheckRedirect = noRedirect
+		if opts.WrapTransport != nil {
+			base := cl.Transport
+			if base == nil {
+				base = http.DefaultTransport
+			}
+			cl.Transport = opts.WrapTransport(base)
+		}
 		s.client = &cl
 	} else {
 		tr, err := newTransport(c.HTTP)
@@ -131,7 +139,11 @@ func newHTTPSource(c Config, opts Options, log *slog.Logger) (*httpSource, error
 			return nil, err
 		}
 		s.ownTr = tr
-		s.client = &http.Client{Transport: tr, CheckRedirect: noRedirect}
+		var rt http.RoundTripper = tr
+		if opts.WrapTransport != nil {
+			rt = opts.WrapTransport(tr)
+		}
+		s.client = &http.Client{Transport: rt, CheckRedirect: noRedirect}
 	}
 	s.base, s.stop = context.WithCancel(context.Background())
 	return s, nil
@@ -323,8 +335,9 @@ func (s *httpSource) resolve(ctx context.Context, q *query) (object, stats, erro
 			return nil, &failure{cause: CauseInternal, err: err}
 		}
 		// The fetch is shared, so no single client's leaving cancels it;
-		// the budget bounds it and Close cuts it short.
-		obj, n, err := s.fetch(s.base, body, q.requestID)
+		// the budget bounds it and Close cuts it short. It belongs to the
+		// trace of the request that started it.
+		obj, n, err := s.fetch(trace.ContextWithSpanContext(s.base, trace.SpanContextFromContext(ctx)), body, q.requestID)
 		if err != nil {
 			if s.base.Err() != nil {
 				err = &failure{cause: CauseCanceled, attempts: n, err: errClosed}

@@ -45,6 +45,9 @@ type Options struct {
 	// Observe, if set, is called once per request that carries params,
 	// after the params were resolved and injected or the request rejected.
 	Observe func(Fetch)
+	// WrapTransport, if set, wraps the params service client's transport
+	// (tracing: a client span per attempt, trace context handed on).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Fetch describes how one request's params were resolved, for metrics.

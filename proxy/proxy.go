@@ -27,6 +27,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/rivet-gateway/rivet-gateway/rivet"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options carries what the proxy takes from the rest of the chain.
@@ -59,6 +60,17 @@ type Options struct {
 	// reached or failed r (connection refused, timeout, TLS, 5xx on a
 	// WebSocket upgrade), with the error the client is answered with.
 	OnUpstreamError func(*http.Request, *rivet.Error)
+
+	// WrapTransport, when set, wraps the transport of HTTP requests to the
+	// engine (tracing: a client span each, trace context handed on).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
+	// Tracer, when set, records the WebSocket handshake with the engine as
+	// a span.
+	Tracer trace.Tracer
+	// InjectTrace, when set, replaces the client's trace context headers in
+	// what goes to the engine with the request's own (HTTP and the
+	// WebSocket dial). Nil: the client's pass through.
+	InjectTrace func(context.Context, http.Header)
 }
 
 // Proxy is the reverse proxy to the engine. It is safe for concurrent use.
@@ -72,11 +84,12 @@ type Proxy struct {
 	token     string
 	tokenPath string // token escaped for a path segment
 
-	transport *http.Transport
-	tlsConfig *tls.Config
-	http      *httputil.ReverseProxy
-	upgrader  websocket.Upgrader
-	dialer    websocket.Dialer
+	transport    *http.Transport
+	roundTripper http.RoundTripper // transport, wrapped by Options.WrapTransport
+	tlsConfig    *tls.Config
+	http         *httputil.ReverseProxy
+	upgrader     websocket.Upgrader
+	dialer       websocket.Dialer
 
 	sessions registry
 }
@@ -113,9 +126,13 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.transport = p.newTransport()
+	p.roundTripper = p.transport
+	if opts.WrapTransport != nil {
+		p.roundTripper = opts.WrapTransport(p.transport)
+	}
 	p.http = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
-		Transport:      p.transport,
+		Transport:      p.roundTripper,
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
 		BufferPool:     bufferPool{},
@@ -282,6 +299,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Host = p.host
 	pr.SetXForwarded()
 	h := pr.Out.Header
+	if p.opts.InjectTrace != nil {
+		p.opts.InjectTrace(pr.In.Context(), h)
+	}
 	if p.token != "" {
 		h.Del(rivet.HeaderToken)
 		switch {
@@ -472,7 +492,7 @@ func (p *Proxy) Get(ctx context.Context, path, rawQuery string) (*http.Response,
 	if p.token != "" {
 		req.Header.Set("Authorization", "Bearer "+p.token)
 	}
-	res, err := p.transport.RoundTrip(req)
+	res, err := p.roundTripper.RoundTrip(req)
 	if err != nil {
 		return nil, errors.New(errorCause(err))
 	}

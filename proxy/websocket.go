@@ -16,6 +16,9 @@ import (
 
 	"github.com/koding/websocketproxy"
 	"github.com/rivet-gateway/rivet-gateway/rivet"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // serveWebSocket proxies a WebSocket upgrade. koding/websocketproxy does
@@ -93,7 +96,20 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet
 	if p.opts.OnUpstream != nil {
 		p.opts.OnUpstream(r)
 	}
+	var span trace.Span
+	if p.opts.Tracer != nil {
+		var ctx context.Context
+		ctx, span = p.opts.Tracer.Start(r.Context(), "upstream.websocket", trace.WithSpanKind(trace.SpanKindClient))
+		r = r.WithContext(ctx) // the dial's headers carry this span (wsDirector)
+	}
 	wp.ServeHTTP(hw, r)
+	if span != nil {
+		span.SetAttributes(attribute.Bool("rivet.websocket.upgraded", s.upgraded.Load()))
+		if !s.upgraded.Load() {
+			span.SetStatus(codes.Error, "handshake failed")
+		}
+		span.End()
+	}
 
 	if s.upgraded.Load() {
 		// The relay carries the socket from here, and ends the session.
@@ -191,6 +207,9 @@ func (p *Proxy) wsDirector(in *http.Request, out http.Header) {
 			continue
 		}
 		out[k] = append([]string(nil), vv...)
+	}
+	if p.opts.InjectTrace != nil {
+		p.opts.InjectTrace(in.Context(), out)
 	}
 	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
 		out.Set("X-Forwarded-For", ip)

@@ -112,7 +112,7 @@ func reloadOn(g *gateway.Gateway, path string, watch bool, logger *slog.Logger) 
 }
 
 func serve(path string, cfg gateway.Config, logger *slog.Logger) error {
-	g, err := gateway.New(cfg, logger)
+	g, err := gateway.New(cfg, logger, gateway.Options{Version: version})
 	if err != nil {
 		return err
 	}
