@@ -213,22 +213,61 @@ func referencedFiles(cfg Config) []string {
 	return out
 }
 
-// fingerprint hashes the contents of files (following symlinks, as a
-// Kubernetes volume's files are), so the watcher reloads only on a real
-// change. A missing or unreadable file hashes as such.
+// contentSum hashes the content of file (following symlinks, as a
+// Kubernetes volume's files are). A missing or unreadable file hashes as
+// such, unlike any content.
+func contentSum(file string) [32]byte {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return sha256.Sum256(fmt.Appendf(nil, "error\x00%v", errors.Is(err, os.ErrNotExist)))
+	}
+	return sha256.Sum256(append([]byte("ok\x00"), b...))
+}
+
+// fingerprint hashes the names and contents of files, so the watcher
+// reloads only on a real change.
 func fingerprint(files []string) [32]byte {
 	h := sha256.New()
 	for _, f := range files {
-		b, err := os.ReadFile(f)
-		fmt.Fprintf(h, "%s\x00%d\x00", f, len(b))
-		if err != nil {
-			fmt.Fprintf(h, "error\x00%v\x00", errors.Is(err, os.ErrNotExist))
-		}
-		h.Write(b)
+		sum := contentSum(f)
+		fmt.Fprintf(h, "%s\x00", f)
+		h.Write(sum[:])
 	}
 	var sum [32]byte
 	h.Sum(sum[:0])
 	return sum
+}
+
+// fileState is a referenced file and the hash of its content.
+type fileState struct {
+	file string
+	sum  [32]byte
+}
+
+// readFileStates hashes the files refs name, by YAML path.
+func readFileStates(refs []fileRef) map[string]fileState {
+	out := make(map[string]fileState, len(refs))
+	for _, r := range refs {
+		out[r.path] = fileState{r.file, contentSum(r.file)}
+	}
+	return out
+}
+
+// sameFiles reports whether a and b name the same files, with the same
+// contents, under the YAML section section (e.g. "upstream").
+func sameFiles(a, b map[string]fileState, section string) bool {
+	in := func(key string) bool { return strings.HasPrefix(key, section+".") }
+	for k, v := range a {
+		if in(k) && b[k] != v {
+			return false
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; in(k) && !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // watchedFiles is the config file and the files its live configuration
