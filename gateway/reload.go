@@ -67,11 +67,43 @@ func (g *Gateway) Reload(path, trigger string) error {
 	}
 	g.pruneRetired()
 	g.metrics.ObserveReload(trigger, true, closed, start)
-	g.log.Info("configuration reloaded", "trigger", trigger, "path", path,
-		"took", time.Since(start).Round(time.Millisecond).String(),
-		"new_proxy", rt.proxy != old.proxy, "websockets_open", g.OpenWebSockets(), "websockets_closed", closed)
+	attrs := []any{"trigger", trigger, "path", path, "took", time.Since(start).Round(time.Millisecond).String()}
+	attrs = append(attrs, reloadSummary(old, rt)...)
+	attrs = append(attrs, "websockets_open", g.OpenWebSockets(), "websockets_closed", closed)
+	g.log.Info("configuration reloaded", attrs...)
 	logWarnings(g.log, rt.cfg)
 	return nil
+}
+
+// reloadSummary says what a reload from old to rt changed, for its log
+// line: the YAML keys whose values changed, the referenced files whose
+// contents changed (by key; never a value or a content), and whether the
+// proxy, the params client and the actor resolver were rebuilt or kept.
+func reloadSummary(old, rt *runtime) []any {
+	state := func(rebuilt bool) string {
+		if rebuilt {
+			return "rebuilt"
+		}
+		return "kept"
+	}
+	return []any{
+		"changed", changedKeys(old.cfg, rt.cfg),
+		"files_changed", changedFiles(old.files, rt.files),
+		"proxy", state(rt.proxy != old.proxy),
+		"params_client", state(rt.par != old.par),
+		"actor_resolver", state(rt.actors != old.actors),
+	}
+}
+
+// changedKeys lists the YAML path of every value that differs between a
+// and b (see diffYAML), never the values.
+func changedKeys(a, b Config) []string {
+	out := []string{}
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	for i := range va.NumField() {
+		diffYAML(va.Field(i), vb.Field(i), yamlName(va.Type().Field(i)), &out)
+	}
+	return out
 }
 
 // load reads, validates and builds the configuration at path.
@@ -136,17 +168,33 @@ func restartOnly(running, next Config) error {
 }
 
 // diffYAML appends to out the YAML path of every field where a and b
-// differ, descending into structs.
+// differ, descending into structs and into lists of structs of the same
+// length (auth.jwt.issuers[1].secret_file); a struct with unexported
+// fields is compared whole.
 func diffYAML(a, b reflect.Value, path string, out *[]string) {
-	if a.Kind() != reflect.Struct {
+	switch {
+	case a.Kind() == reflect.Struct && allExported(a.Type()):
+		for i := range a.NumField() {
+			diffYAML(a.Field(i), b.Field(i), path+"."+yamlName(a.Type().Field(i)), out)
+		}
+	case a.Kind() == reflect.Slice && a.Type().Elem().Kind() == reflect.Struct && a.Len() == b.Len():
+		for i := range a.Len() {
+			diffYAML(a.Index(i), b.Index(i), fmt.Sprintf("%s[%d]", path, i), out)
+		}
+	default:
 		if !reflect.DeepEqual(a.Interface(), b.Interface()) {
 			*out = append(*out, path)
 		}
-		return
 	}
-	for i := range a.NumField() {
-		diffYAML(a.Field(i), b.Field(i), path+"."+yamlName(a.Type().Field(i)), out)
+}
+
+func allExported(t reflect.Type) bool {
+	for i := range t.NumField() {
+		if !t.Field(i).IsExported() {
+			return false
+		}
 	}
+	return true
 }
 
 func yamlName(f reflect.StructField) string {
@@ -268,6 +316,20 @@ func sameFiles(a, b map[string]fileState, section string) bool {
 		}
 	}
 	return true
+}
+
+// changedFiles lists, sorted, the YAML paths whose file is the same in a
+// and b but whose content differs: rotations, which changedKeys cannot
+// see. A key naming another file is a changed key instead.
+func changedFiles(a, b map[string]fileState) []string {
+	out := []string{}
+	for k, v := range b {
+		if old, ok := a[k]; ok && old.file == v.file && old.sum != v.sum {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // watchedFiles is the config file and the files its live configuration

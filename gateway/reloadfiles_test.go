@@ -1,12 +1,14 @@
 package gateway
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -27,6 +29,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
+	"github.com/rivet-gateway/rivet-gateway/authn"
+	"github.com/rivet-gateway/rivet-gateway/internal/syncbuf"
 )
 
 // Each file the configuration references is rotated here (or in
@@ -125,8 +129,10 @@ func TestReloadRotatesUpstreamCA(t *testing.T) {
 	ws := s.dial(t, keyA)
 
 	fileRotation{
-		probes: []func(*testing.T) error{s.actionErr, s.webSocketErr},
-		cause:  "certificate signed by unknown authority",
+		files:   []string{"upstream.ca_file"},
+		rebuilt: map[string]string{"proxy": "rebuilt", "actor_resolver": "rebuilt", "params_client": "kept"},
+		probes:  []func(*testing.T) error{s.actionErr, s.webSocketErr},
+		cause:   "certificate signed by unknown authority",
 		rotate: func(t *testing.T) {
 			engine.cert.Store(new(ca2.issue(t, "engine").tls))
 			writeFile(t, caFile, ca2.pem)
@@ -158,8 +164,10 @@ func TestReloadRotatesParamsCA(t *testing.T) {
 	s := serveFile(t, path)
 
 	fileRotation{
-		probes: []func(*testing.T) error{s.actionErr},
-		cause:  "certificate signed by unknown authority",
+		files:   []string{"params.http.ca_file"},
+		rebuilt: map[string]string{"proxy": "kept", "actor_resolver": "kept", "params_client": "rebuilt"},
+		probes:  []func(*testing.T) error{s.actionErr},
+		cause:   "certificate signed by unknown authority",
 		rotate: func(t *testing.T) {
 			svc.cert.Store(new(ca2.issue(t, "params").tls))
 			writeFile(t, caFile, ca2.pem)
@@ -195,8 +203,10 @@ func TestReloadRotatesParamsClientCertificate(t *testing.T) {
 	s := serveFile(t, path)
 
 	fileRotation{
-		probes: []func(*testing.T) error{s.actionErr},
-		cause:  "remote error: tls",
+		files:   []string{"params.http.cert_file", "params.http.key_file"},
+		rebuilt: map[string]string{"proxy": "kept", "actor_resolver": "kept", "params_client": "rebuilt"},
+		probes:  []func(*testing.T) error{s.actionErr},
+		cause:   "remote error: tls",
 		rotate: func(t *testing.T) {
 			svc.clientCAs.Store(client2.pool())
 			writeLeaf(client2.issue(t, "gateway"))
@@ -272,8 +282,10 @@ func TestReloadRotatesJWTKeyFiles(t *testing.T) {
 				return nil
 			}
 			fileRotation{
-				probes: []func(*testing.T) error{probe},
-				cause:  "got 401",
+				files:   []string{"auth.jwt.issuers[0]." + tt.key},
+				rebuilt: map[string]string{"proxy": "kept", "actor_resolver": "kept", "params_client": "kept"},
+				probes:  []func(*testing.T) error{probe},
+				cause:   "got 401",
 				rotate: func(t *testing.T) {
 					gen = 2
 					writeFile(t, keyFile, tt.content(2))
@@ -285,9 +297,105 @@ func TestReloadRotatesJWTKeyFiles(t *testing.T) {
 	}
 }
 
+// TestReloadLogSaysWhatChanged: each reload's log line names the keys
+// that changed (never their values) and says which of the proxy, the
+// params client and the actor resolver were rebuilt; what did not change
+// is kept.
+func TestReloadLogSaysWhatChanged(t *testing.T) {
+	checkGoroutines(t)
+	e1, e2 := fakeEngine(t), fakeEngine(t)
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	const static = "params: {source: static, static: {role: viewer}}\n"
+	writeFile(t, path, reloadConfig(e1.URL, []string{keyA}, ""))
+	s := serveFile(t, path)
+
+	steps := []struct {
+		name    string
+		config  string
+		changed []string
+		rebuilt map[string]string
+	}{
+		{"nothing", reloadConfig(e1.URL, []string{keyA}, ""), nil,
+			map[string]string{"proxy": "kept", "params_client": "kept", "actor_resolver": "kept"}},
+		{"cors", reloadConfig(e1.URL, []string{keyA}, "cors: {allowed_origins: [\"https://app.example\"]}\n"), []string{"cors.allowed_origins"},
+			map[string]string{"proxy": "kept", "params_client": "kept", "actor_resolver": "kept"}},
+		{"actors", reloadConfig(e1.URL, []string{keyA}, "actors: {cache_ttl: 1m}\n"), []string{"actors.cache_ttl", "cors.allowed_origins"},
+			map[string]string{"proxy": "kept", "params_client": "kept", "actor_resolver": "rebuilt"}},
+		{"params", reloadConfig(e1.URL, []string{keyA}, "actors: {cache_ttl: 1m}\n"+static), []string{"params.source", "params.static"},
+			map[string]string{"proxy": "kept", "params_client": "rebuilt", "actor_resolver": "kept"}},
+		{"api key", reloadConfig(e1.URL, []string{keyA, keyB}, "actors: {cache_ttl: 1m}\n"+static), []string{"auth.api_keys.keys"},
+			map[string]string{"proxy": "kept", "params_client": "kept", "actor_resolver": "kept"}},
+		{"upstream", reloadConfig(e2.URL, []string{keyA, keyB}, "actors: {cache_ttl: 1m}\n"+static), []string{"upstream.url"},
+			map[string]string{"proxy": "rebuilt", "params_client": "kept", "actor_resolver": "rebuilt"}},
+	}
+	for _, st := range steps {
+		writeFile(t, path, st.config)
+		if err := s.Reload(path, TriggerSignal); err != nil {
+			t.Fatalf("%s: reload: %v", st.name, err)
+		}
+		line := lastReloadLine(t, s.logs)
+		if got := strings.Join(sortedStrings(line["changed"]), " "); got != strings.Join(slices.Sorted(slices.Values(st.changed)), " ") {
+			t.Errorf("%s: changed = %q, want %q", st.name, got, st.changed)
+		}
+		if got := sortedStrings(line["files_changed"]); len(got) != 0 {
+			t.Errorf("%s: files_changed = %q, want none", st.name, got)
+		}
+		for k, want := range st.rebuilt {
+			if line[k] != want {
+				t.Errorf("%s: %s = %v, want %s", st.name, k, line[k], want)
+			}
+		}
+		if got := s.status(t, keyA); got != http.StatusOK {
+			t.Errorf("%s: action after the reload: got %d, want 200", st.name, got)
+		}
+	}
+	if strings.Contains(s.logs.String(), "viewer") {
+		t.Error("a reload logged a configuration value")
+	}
+}
+
+func TestChangedKeys(t *testing.T) {
+	base := DefaultConfig()
+	base.Auth.JWT.Issuers = []authn.IssuerConfig{{Name: "web", SecretFile: "/a"}, {Name: "app", Secret: "one"}}
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   []string
+	}{
+		{"nothing", func(*Config) {}, []string{}},
+		{"a field of a list element", func(c *Config) {
+			c.Auth.JWT.Issuers = slices.Clone(c.Auth.JWT.Issuers)
+			c.Auth.JWT.Issuers[0].SecretFile = "/b"
+			c.Auth.JWT.Issuers[1].Secret = "two"
+		}, []string{"auth.jwt.issuers[0].secret_file", "auth.jwt.issuers[1].secret"}},
+		{"a longer list", func(c *Config) {
+			c.Auth.JWT.Issuers = append(slices.Clone(c.Auth.JWT.Issuers), authn.IssuerConfig{Name: "new"})
+		}, []string{"auth.jwt.issuers"}},
+		{"a map and a nested field", func(c *Config) {
+			c.Params.HTTP.Headers = map[string]string{"Authorization": "Bearer secret"}
+			c.Upstream.WebSocket.PingInterval = time.Second
+		}, []string{"upstream.websocket.ping_interval", "params.http.headers"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next := base
+			tt.change(&next)
+			if got := changedKeys(base, next); !slices.Equal(got, tt.want) {
+				t.Errorf("changedKeys = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 // fileRotation is the rotation of files the configuration references,
 // checked against a gateway served from the config at path.
 type fileRotation struct {
+	// files are the YAML paths of the files rotate rewrites, as the reload
+	// log's files_changed names them.
+	files []string
+	// rebuilt is what the reload log must say of each component, e.g.
+	// {"proxy": "rebuilt"}.
+	rebuilt map[string]string
 	// probes each make a request that needs the files' current
 	// generation, and return nil when it succeeds.
 	probes []func(*testing.T) error
@@ -324,6 +432,18 @@ func (r fileRotation) check(t *testing.T, s *served, path string) {
 	if err := s.Reload(path, TriggerSignal); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
+	line := lastReloadLine(t, s.logs)
+	if got := sortedStrings(line["files_changed"]); !slices.Equal(got, r.files) {
+		t.Errorf("reload log files_changed = %q, want %q", got, r.files)
+	}
+	if got := sortedStrings(line["changed"]); len(got) != 0 {
+		t.Errorf("reload log changed = %q, want none: only file contents changed", got)
+	}
+	for k, want := range r.rebuilt {
+		if line[k] != want {
+			t.Errorf("reload log %s = %v, want %s", k, line[k], want)
+		}
+	}
 	for i, p := range r.probes {
 		if err := p(t); err != nil {
 			t.Errorf("probe %d after the reload: %v", i, err)
@@ -338,6 +458,35 @@ func (r fileRotation) check(t *testing.T, s *served, path string) {
 			t.Errorf("probe %d after a rejected reload: %v", i, err)
 		}
 	}
+}
+
+// lastReloadLine is the last "configuration reloaded" line in logs (JSON).
+func lastReloadLine(t *testing.T, logs *syncbuf.Buffer) map[string]any {
+	t.Helper()
+	var last map[string]any
+	sc := bufio.NewScanner(strings.NewReader(logs.String()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var line map[string]any
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == "configuration reloaded" {
+			last = line
+		}
+	}
+	if last == nil {
+		t.Fatal("no configuration reloaded line in the log")
+	}
+	return last
+}
+
+// sortedStrings is a JSON list of strings, sorted.
+func sortedStrings(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, 0, len(list))
+	for _, s := range list {
+		out = append(out, fmt.Sprint(s))
+	}
+	slices.Sort(out)
+	return out
 }
 
 // actionErr sends one action with key a: nil when it gets 200.
