@@ -31,8 +31,16 @@ type recordingEngine struct {
 
 func startRecordingEngine(t *testing.T) *recordingEngine {
 	e := &recordingEngine{}
+	e.Server = httptest.NewServer(e.handler())
+	t.Cleanup(e.Close)
+	return e
+}
+
+// handler is the engine: it records r, echoes WebSocket messages and
+// answers actions with {"output":1}.
+func (e *recordingEngine) handler() http.Handler {
 	up := websocket.Upgrader{Subprotocols: []string{"rivet"}}
-	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		e.reqs = append(e.reqs, r.Clone(r.Context()))
 		e.mu.Unlock()
@@ -52,9 +60,7 @@ func startRecordingEngine(t *testing.T) *recordingEngine {
 		w.Header().Set("X-Rivet-Ray-Id", "ray-from-engine")
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"output":1}`)
-	}))
-	t.Cleanup(e.Close)
-	return e
+	})
 }
 
 // received returns the requests the engine got so far.

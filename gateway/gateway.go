@@ -54,8 +54,9 @@ type Gateway struct {
 	live atomic.Pointer[runtime]
 	// reloadMu serializes reloads (and Shutdown against them).
 	reloadMu sync.Mutex
-	// retired are proxies a reload replaced (the upstream changed), kept
-	// until their WebSockets end; retiredMu guards it.
+	// retired are proxies a reload replaced (the upstream section, or the
+	// content of a file it names, changed), kept until their WebSockets
+	// end; retiredMu guards it.
 	retiredMu sync.Mutex
 	retired   []*proxy.Proxy
 
@@ -86,7 +87,11 @@ type runtime struct {
 	// upstream is cfg.Upstream with token_file resolved into token: what
 	// the proxy was built from, compared to keep it across reloads.
 	upstream proxy.Config
-	handler  http.Handler
+	// files are the referenced files as build found them, by YAML path:
+	// a kept proxy or params client must not have read an older content
+	// than a rebuilt one would (upstream.ca_file, params.http.cert_file).
+	files   map[string]fileState
+	handler http.Handler
 }
 
 // Options are New's optional dependencies.
@@ -163,10 +168,16 @@ func New(cfg Config, logger *slog.Logger, opts ...Options) (*Gateway, error) {
 }
 
 // build makes a runtime for cfg. prev, when set, is the running one: its
-// proxy is kept when the upstream section is unchanged, so upstream
-// connections stay warm and its WebSockets stay where they are.
+// proxy is kept when the upstream section and the contents of the files it
+// names are unchanged, so upstream connections stay warm and its
+// WebSockets stay where they are; its params client likewise, and its
+// actor resolver with the proxy. What is re-read on every build (keys,
+// secrets, the TLS certificate) needs no such care.
 func (g *Gateway) build(cfg Config, prev *runtime) (_ *runtime, err error) {
-	rt := &runtime{cfg: cfg}
+	// The files are hashed before anything reads them: a file that changes
+	// in between was read newer than hashed, and the next reload sees it
+	// differ and rebuilds once more, never less.
+	rt := &runtime{cfg: cfg, files: readFileStates(fileRefs(cfg))}
 	defer func() {
 		if err != nil {
 			rt.close(prev)
@@ -191,20 +202,23 @@ func (g *Gateway) build(cfg Config, prev *runtime) (_ *runtime, err error) {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	authField := cfg.Auth.ConnParamsField
-	rt.par, err = params.New(cfg.Params, params.Options{
+	if prev != nil && reflect.DeepEqual(prev.cfg.Params, cfg.Params) &&
+		prev.cfg.Auth.ConnParamsField == authField && sameFiles(prev.files, rt.files, "params") {
+		// Same service, same credentials: keep its connections and cache.
+		rt.par = prev.par
+	} else if rt.par, err = params.New(cfg.Params, params.Options{
 		Logger:         logger.With("component", "params"),
 		WrapTransport:  g.tracing.Transport,
 		Caller:         callerFromIdentity,
 		ConsumedFields: func(*http.Request) []string { return []string{authField} },
 		Observe:        g.metrics.ObserveParams,
-	})
-	if err != nil {
+	}); err != nil {
 		return nil, fmt.Errorf("params: %w", err)
 	}
 	if rt.upstream, err = resolveUpstream(cfg.Upstream); err != nil {
 		return nil, err
 	}
-	if prev != nil && reflect.DeepEqual(prev.upstream, rt.upstream) {
+	if prev != nil && reflect.DeepEqual(prev.upstream, rt.upstream) && sameFiles(prev.files, rt.files, "upstream") {
 		rt.proxy = prev.proxy
 	} else {
 		// The origin check and the session deadline follow the live
@@ -262,9 +276,10 @@ func resolveUpstream(c proxy.Config) (proxy.Config, error) {
 	return c, nil
 }
 
-// close releases what rt built; a proxy it shares with keep stays.
+// close releases what rt built; a proxy or params client it shares with
+// keep stays.
 func (rt *runtime) close(keep *runtime) {
-	if rt.par != nil {
+	if rt.par != nil && (keep == nil || keep.par != rt.par) {
 		rt.par.Close()
 	}
 	if rt.auth != nil {

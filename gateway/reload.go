@@ -67,11 +67,43 @@ func (g *Gateway) Reload(path, trigger string) error {
 	}
 	g.pruneRetired()
 	g.metrics.ObserveReload(trigger, true, closed, start)
-	g.log.Info("configuration reloaded", "trigger", trigger, "path", path,
-		"took", time.Since(start).Round(time.Millisecond).String(),
-		"new_proxy", rt.proxy != old.proxy, "websockets_open", g.OpenWebSockets(), "websockets_closed", closed)
+	attrs := []any{"trigger", trigger, "path", path, "took", time.Since(start).Round(time.Millisecond).String()}
+	attrs = append(attrs, reloadSummary(old, rt)...)
+	attrs = append(attrs, "websockets_open", g.OpenWebSockets(), "websockets_closed", closed)
+	g.log.Info("configuration reloaded", attrs...)
 	logWarnings(g.log, rt.cfg)
 	return nil
+}
+
+// reloadSummary says what a reload from old to rt changed, for its log
+// line: the YAML keys whose values changed, the referenced files whose
+// contents changed (by key; never a value or a content), and whether the
+// proxy, the params client and the actor resolver were rebuilt or kept.
+func reloadSummary(old, rt *runtime) []any {
+	state := func(rebuilt bool) string {
+		if rebuilt {
+			return "rebuilt"
+		}
+		return "kept"
+	}
+	return []any{
+		"changed", changedKeys(old.cfg, rt.cfg),
+		"files_changed", changedFiles(old.files, rt.files),
+		"proxy", state(rt.proxy != old.proxy),
+		"params_client", state(rt.par != old.par),
+		"actor_resolver", state(rt.actors != old.actors),
+	}
+}
+
+// changedKeys lists the YAML path of every value that differs between a
+// and b (see diffYAML), never the values.
+func changedKeys(a, b Config) []string {
+	out := []string{}
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	for i := range va.NumField() {
+		diffYAML(va.Field(i), vb.Field(i), yamlName(va.Type().Field(i)), &out)
+	}
+	return out
 }
 
 // load reads, validates and builds the configuration at path.
@@ -137,17 +169,33 @@ func restartOnly(running, next Config) error {
 }
 
 // diffYAML appends to out the YAML path of every field where a and b
-// differ, descending into structs.
+// differ, descending into structs and into lists of structs of the same
+// length (auth.jwt.issuers[1].secret_file); a struct with unexported
+// fields is compared whole.
 func diffYAML(a, b reflect.Value, path string, out *[]string) {
-	if a.Kind() != reflect.Struct {
+	switch {
+	case a.Kind() == reflect.Struct && allExported(a.Type()):
+		for i := range a.NumField() {
+			diffYAML(a.Field(i), b.Field(i), path+"."+yamlName(a.Type().Field(i)), out)
+		}
+	case a.Kind() == reflect.Slice && a.Type().Elem().Kind() == reflect.Struct && a.Len() == b.Len():
+		for i := range a.Len() {
+			diffYAML(a.Index(i), b.Index(i), fmt.Sprintf("%s[%d]", path, i), out)
+		}
+	default:
 		if !reflect.DeepEqual(a.Interface(), b.Interface()) {
 			*out = append(*out, path)
 		}
-		return
 	}
-	for i := range a.NumField() {
-		diffYAML(a.Field(i), b.Field(i), path+"."+yamlName(a.Type().Field(i)), out)
+}
+
+func allExported(t reflect.Type) bool {
+	for i := range t.NumField() {
+		if !t.Field(i).IsExported() {
+			return false
+		}
 	}
+	return true
 }
 
 func yamlName(f reflect.StructField) string {
@@ -214,22 +262,75 @@ func referencedFiles(cfg Config) []string {
 	return out
 }
 
-// fingerprint hashes the contents of files (following symlinks, as a
-// Kubernetes volume's files are), so the watcher reloads only on a real
-// change. A missing or unreadable file hashes as such.
+// contentSum hashes the content of file (following symlinks, as a
+// Kubernetes volume's files are). A missing or unreadable file hashes as
+// such, unlike any content.
+func contentSum(file string) [32]byte {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return sha256.Sum256(fmt.Appendf(nil, "error\x00%v", errors.Is(err, os.ErrNotExist)))
+	}
+	return sha256.Sum256(append([]byte("ok\x00"), b...))
+}
+
+// fingerprint hashes the names and contents of files, so the watcher
+// reloads only on a real change.
 func fingerprint(files []string) [32]byte {
 	h := sha256.New()
 	for _, f := range files {
-		b, err := os.ReadFile(f)
-		fmt.Fprintf(h, "%s\x00%d\x00", f, len(b))
-		if err != nil {
-			fmt.Fprintf(h, "error\x00%v\x00", errors.Is(err, os.ErrNotExist))
-		}
-		h.Write(b)
+		sum := contentSum(f)
+		fmt.Fprintf(h, "%s\x00", f)
+		h.Write(sum[:])
 	}
 	var sum [32]byte
 	h.Sum(sum[:0])
 	return sum
+}
+
+// fileState is a referenced file and the hash of its content.
+type fileState struct {
+	file string
+	sum  [32]byte
+}
+
+// readFileStates hashes the files refs name, by YAML path.
+func readFileStates(refs []fileRef) map[string]fileState {
+	out := make(map[string]fileState, len(refs))
+	for _, r := range refs {
+		out[r.path] = fileState{r.file, contentSum(r.file)}
+	}
+	return out
+}
+
+// sameFiles reports whether a and b name the same files, with the same
+// contents, under the YAML section section (e.g. "upstream").
+func sameFiles(a, b map[string]fileState, section string) bool {
+	in := func(key string) bool { return strings.HasPrefix(key, section+".") }
+	for k, v := range a {
+		if in(k) && b[k] != v {
+			return false
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; in(k) && !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// changedFiles lists, sorted, the YAML paths whose file is the same in a
+// and b but whose content differs: rotations, which changedKeys cannot
+// see. A key naming another file is a changed key instead.
+func changedFiles(a, b map[string]fileState) []string {
+	out := []string{}
+	for k, v := range b {
+		if old, ok := a[k]; ok && old.file == v.file && old.sum != v.sum {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // watchedFiles is the config file and the files its live configuration

@@ -166,7 +166,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	if !strings.Contains(logs, "configuration reload rejected") || !strings.Contains(logs, "bogus") {
 		t.Errorf("the rejected reload is not logged with its error")
 	}
-	if !strings.Contains(logs, "new_proxy=true") {
+	if !strings.Contains(logs, "proxy=rebuilt") {
 		t.Errorf("no reload moved the upstream to a new proxy")
 	}
 	t.Logf("during reloads: %d WebSocket actions, %d HTTP actions, none failed", wsOK.Load(), httpOK.Load())

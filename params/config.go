@@ -113,11 +113,15 @@ type HTTPConfig struct {
 	Timeout time.Duration `yaml:"timeout"`
 
 	// CAFile is a PEM bundle that replaces the system roots for an https
-	// URL. Zero: the system roots.
+	// URL. Read by New; the gateway builds a new injector on a reload that
+	// finds the content of this or another params file changed. Zero: the
+	// system roots.
 	CAFile string `yaml:"ca_file"`
 
 	// CertFile and KeyFile are a PEM client certificate and key presented
-	// to the service (mutual TLS). Both or neither. Zero: no client cert.
+	// to the service (mutual TLS), read like CAFile, so a rotated client
+	// certificate applies from the next reload. Both or neither. Zero: no
+	// client cert.
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
 

@@ -33,7 +33,10 @@ type Config struct {
 	// ServerName is the TLS SNI name. Default: the URL's host name.
 	ServerName string `yaml:"server_name"`
 	// CAFile is a PEM bundle of CAs trusted for an https upstream, in
-	// addition to the system roots. Empty (default): system roots only.
+	// addition to the system roots. Read when the proxy is built: the
+	// gateway builds a new one on a reload that finds the file's content
+	// changed, so a rotated CA applies without a restart. Empty (default):
+	// system roots only.
 	CAFile string `yaml:"ca_file"`
 	// DialTimeout bounds TCP connect to the engine. Default 5s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
