@@ -18,7 +18,9 @@ $(UPSTREAM)/node_modules/.package-lock.json: $(UPSTREAM)/package.json $(UPSTREAM
 	cd $(UPSTREAM) && npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# gofmt, go vet, and no binary tracked by git (scripts/check-binaries.sh).
 lint:
+	./scripts/check-binaries.sh
 	@unformatted="$$(gofmt -l $(GO_FILES))"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 
