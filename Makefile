@@ -7,8 +7,12 @@ FUZZTIME ?= 10s
 
 all: build
 
+# What `rivet-gateway -version` prints. Outside a git checkout it is empty
+# and the binary reports its Go build information instead.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+
 build:
-	go build -o bin/rivet-gateway ./cmd/rivet-gateway
+	go build -ldflags "-X main.version=$(VERSION)" -o bin/rivet-gateway ./cmd/rivet-gateway
 
 # The real RivetKit upstream (engine binary + actor runtime) comes from npm.
 # `npm install` with the committed lock, not `npm ci`: this registry serves
