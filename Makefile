@@ -7,8 +7,12 @@ FUZZTIME ?= 10s
 
 all: build
 
+# What `rivet-gateway -version` prints. Outside a git checkout it is empty
+# and the binary reports its Go build information instead.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+
 build:
-	go build -o bin/rivet-gateway ./cmd/rivet-gateway
+	go build -ldflags "-X main.version=$(VERSION)" -o bin/rivet-gateway ./cmd/rivet-gateway
 
 # The real RivetKit upstream (engine binary + actor runtime) comes from npm.
 # `npm install` with the committed lock, not `npm ci`: this registry serves
@@ -18,13 +22,20 @@ $(UPSTREAM)/node_modules/.package-lock.json: $(UPSTREAM)/package.json $(UPSTREAM
 	cd $(UPSTREAM) && npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# gofmt, go vet, and no binary tracked by git (scripts/check-binaries.sh).
 lint:
+	./scripts/check-binaries.sh
 	@unformatted="$$(gofmt -l $(GO_FILES))"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
+	cd deploy && go vet ./...
+	@if go mod graph | grep -q ' k8s\.io/'; then echo "k8s.io modules are in the root module's graph: they belong in deploy/go.mod"; exit 1; fi
 
-# Every test, the end-to-end ones against the real engine and JS client included.
+# Every test, the end-to-end ones against the real engine and JS client
+# included. deploy/ is a module of its own (deploy/go.mod: it keeps the
+# k8s.io modules out of importers' module graphs), so ./... skips it.
 test: deps lint
 	go test -race -count=1 -timeout 40m ./...
+	cd deploy && go test -race -count=1 -timeout 10m ./...
 
 # Each fuzz target for a bounded time.
 fuzz:

@@ -55,6 +55,48 @@ func scrape(t *testing.T, g *Gateway) string {
 	return rec.Body.String()
 }
 
+// waitMetrics scrapes g until its metrics hold every line of want, and
+// returns that scrape; after 5s it fails naming the lines still missing.
+// A line ending in a space is a prefix (a name whose value varies); any
+// other is matched whole, value included.
+//
+// One scrape is not a snapshot of one moment. The end of a WebSocket is
+// recorded step by step on the relay's goroutine (requests, durations,
+// messages, bytes, closes, then the overhead, then the session leaves the
+// open-sockets count), and a Gather runs the collectors concurrently, so
+// one scrape can hold the close but not yet the messages, or still count
+// the socket open. Waiting for one series and reading the others from the
+// same scrape made tests flaky; the condition waited on is the whole
+// expected state.
+func waitMetrics(t *testing.T, g *Gateway, want ...string) string {
+	t.Helper()
+	var body string
+	var missing []string
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		body, missing = scrape(t, g), missing[:0]
+		for _, w := range want {
+			if !strings.HasSuffix(w, " ") {
+				w += "\n"
+			}
+			if !strings.Contains(body, w) {
+				missing = append(missing, w)
+			}
+		}
+		if len(missing) == 0 {
+			return body
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond) // between scrapes: the condition is the metrics themselves
+	}
+	for _, w := range missing {
+		t.Errorf("metrics lack %q", w)
+	}
+	t.Logf("metrics:\n%s", grepLines(body, "rivet_gateway_"))
+	return body
+}
+
 func TestMetricsCountKnownTraffic(t *testing.T) {
 	engine := fakeEngine(t)
 	g := testGateway(t, engine.URL, io.Discard)
@@ -103,15 +145,7 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 	}
 	c.Close()
 
-	var body string
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		body = scrape(t, g)
-		if strings.Contains(body, `rivet_gateway_websocket_closes_total{`) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	for _, want := range []string{
+	waitMetrics(t, g,
 		`rivet_gateway_http_requests_total{actor="counter",code="2xx",intent="action"} 3`,
 		`rivet_gateway_http_requests_total{actor="counter",code="4xx",intent="action"} 1`,
 		`rivet_gateway_http_requests_total{actor="counter",code="1xx",intent="connect"} 1`,
@@ -129,17 +163,7 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 		`rivet_gateway_auth_outcomes_total{api_key_id="none",issuer="none",method="none",reason="missing",result="unauthorized"} 1`,
 		`go_goroutines `,
 		`process_start_time_seconds `,
-	} {
-		if !strings.HasSuffix(want, " ") {
-			want += "\n" // the whole value, not a prefix of it
-		}
-		if !strings.Contains(body, want) {
-			t.Errorf("metrics lack %q", want)
-		}
-	}
-	if t.Failed() {
-		t.Logf("metrics:\n%s", grepLines(body, "rivet_gateway_"))
-	}
+	)
 }
 
 // TestMetricsCountUpstreamErrors: an engine that is gone counts one

@@ -27,9 +27,6 @@ import (
 	"github.com/rivet-gateway/rivet-gateway/proxy"
 )
 
-// version is set at build time: -ldflags "-X main.version=v1.2.3".
-var version = "dev"
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -44,7 +41,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *showVersion {
-		fmt.Fprintln(stdout, "rivet-gateway", version)
+		fmt.Fprintln(stdout, "rivet-gateway", buildVersion())
 		return 0
 	}
 	cfg, err := gateway.LoadConfig(*configPath)
@@ -129,7 +126,7 @@ func serve(path string, cfg gateway.Config, logger *slog.Logger) error {
 			return err
 		}
 	}
-	logger.Info("rivet-gateway listening", "version", version, "public", pub.Addr().String(),
+	logger.Info("rivet-gateway listening", "version", buildVersion(), "public", pub.Addr().String(),
 		"admin", addrOf(adm), "upstream", redactURL(cfg.Upstream.URL))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

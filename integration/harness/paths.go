@@ -36,7 +36,7 @@ func UpstreamDir(t testing.TB) string {
 // checkUpstreamDir reports what is missing to run the JS side in dir.
 func checkUpstreamDir(dir string) error {
 	if _, err := exec.LookPath("node"); err != nil {
-		return fmt.Errorf("node is not on PATH (Node 20+ is needed): %w", err)
+		return fmt.Errorf("node is not on PATH (Node 22+ is needed: rivetkit 2.3.19's engines field): %w", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "rivetkit", "package.json")); err != nil {
 		return fmt.Errorf("%s/node_modules is not installed: run `make test`, or `npm install --no-audit --no-fund` in %s (not `npm ci`, see integration/README.md)", dir, dir)
