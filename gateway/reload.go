@@ -101,7 +101,9 @@ func changedKeys(a, b Config) []string {
 	out := []string{}
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	for i := range va.NumField() {
-		diffYAML(va.Field(i), vb.Field(i), yamlName(va.Type().Field(i)), &out)
+		if f := va.Type().Field(i); f.IsExported() {
+			diffYAML(va.Field(i), vb.Field(i), yamlName(f), &out)
+		}
 	}
 	return out
 }
@@ -174,9 +176,11 @@ func restartOnly(running, next Config) error {
 // fields is compared whole.
 func diffYAML(a, b reflect.Value, path string, out *[]string) {
 	switch {
-	case a.Kind() == reflect.Struct && allExported(a.Type()):
+	case a.Kind() == reflect.Struct && yamlFieldsOnly(a.Type()):
 		for i := range a.NumField() {
-			diffYAML(a.Field(i), b.Field(i), path+"."+yamlName(a.Type().Field(i)), out)
+			if f := a.Type().Field(i); f.IsExported() {
+				diffYAML(a.Field(i), b.Field(i), path+"."+yamlName(f), out)
+			}
 		}
 	case a.Kind() == reflect.Slice && a.Type().Elem().Kind() == reflect.Struct && a.Len() == b.Len():
 		for i := range a.Len() {
@@ -189,13 +193,17 @@ func diffYAML(a, b reflect.Value, path string, out *[]string) {
 	}
 }
 
-func allExported(t reflect.Type) bool {
+// yamlFieldsOnly reports whether t is a configuration struct: one with
+// yaml-tagged exported fields, compared field by field (its unexported
+// fields are bookkeeping, not configuration). Other structs (time.Time) are
+// compared whole.
+func yamlFieldsOnly(t reflect.Type) bool {
 	for i := range t.NumField() {
-		if !t.Field(i).IsExported() {
-			return false
+		if f := t.Field(i); f.IsExported() && f.Tag.Get("yaml") != "" {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 func yamlName(f reflect.StructField) string {
@@ -271,6 +279,26 @@ func contentSum(file string) [32]byte {
 		return sha256.Sum256(fmt.Appendf(nil, "error\x00%v", errors.Is(err, os.ErrNotExist)))
 	}
 	return sha256.Sum256(append([]byte("ok\x00"), b...))
+}
+
+// changedSinceLoad reports whether the config file at path or a file the
+// running configuration read differs from what was read (both hashed
+// before reading).
+func (g *Gateway) changedSinceLoad(path string) bool {
+	rt := g.live.Load()
+	if rt == nil {
+		return false
+	}
+	if src := rt.cfg.source; src.file == path && contentSum(path) != src.sum {
+		return true
+	}
+	now := readFileStates(fileRefs(rt.cfg))
+	for k, v := range rt.files {
+		if now[k] != v {
+			return true
+		}
+	}
+	return false
 }
 
 // fingerprint hashes the names and contents of files, so the watcher
@@ -387,6 +415,12 @@ func (g *Gateway) Watch(ctx context.Context, path string) error {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	if g.changedSinceLoad(path) {
+		// A file changed between loading the running configuration and
+		// watching: the change must not become the starting point.
+		last = [32]byte{}
+		timer.Reset(0)
+	}
 	for {
 		select {
 		case <-ctx.Done():

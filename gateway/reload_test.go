@@ -705,3 +705,57 @@ func getBody(t *testing.T, u string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// TestWatchSeesChangesBeforeItStarts: a referenced file, or the config
+// file itself, that changes after the running configuration was loaded
+// but before Watch begins is reloaded at once, not taken as the starting
+// point (which would leave the gateway on the old content until the next
+// change).
+func TestWatchSeesChangesBeforeItStarts(t *testing.T) {
+	for _, what := range []string{"keys file", "config file"} {
+		t.Run(what, func(t *testing.T) {
+			engine := fakeEngine(t)
+			dir := t.TempDir()
+			keysFile := filepath.Join(dir, "keys.yaml")
+			keyLine := func(k string) string {
+				sum := sha256.Sum256([]byte(k))
+				return fmt.Sprintf("- {id: file-%s, sha256: %s}\n", k[11:12], hex.EncodeToString(sum[:]))
+			}
+			writeFile(t, keysFile, keyLine(keyA))
+			cfgYAML := strings.Replace(reloadConfig(engine.URL, nil, "")+fmt.Sprintf("    file: %q\n    file_reload: 0s\n", keysFile), "    keys:\n", "", 1)
+			path := filepath.Join(dir, "config.yaml")
+			writeFile(t, path, cfgYAML)
+			s := serveFile(t, path)
+			if got := s.status(t, keyB); got != http.StatusUnauthorized {
+				t.Fatalf("key b before the change: %d, want 401", got)
+			}
+			// The change lands before the watch begins.
+			if what == "keys file" {
+				writeFile(t, keysFile, keyLine(keyA)+keyLine(keyB))
+			} else {
+				writeFile(t, path, strings.Replace(cfgYAML, "    file: ", "    keys:\n"+"      - {id: b, sha256: "+sha256Hex(keyB)+"}\n    file: ", 1))
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			watched := make(chan error, 1)
+			go func() { watched <- s.Watch(ctx, path) }()
+			t.Cleanup(func() {
+				cancel()
+				if err := <-watched; err != nil {
+					t.Errorf("Watch: %v", err)
+				}
+			})
+			deadline := time.Now().Add(10 * time.Second)
+			for got := s.status(t, keyB); got != http.StatusOK; got = s.status(t, keyB) {
+				if time.Now().After(deadline) {
+					t.Fatalf("key b: status %d 10 s after Watch began, want 200 (the change before it was missed)", got)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
