@@ -31,7 +31,7 @@ import (
 // open, so net/http's goroutine and buffers are not held for its life.
 func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet.Route) {
 	if r.Header.Get("Sec-WebSocket-Key") == "" || r.Header.Get("Sec-WebSocket-Version") != "13" {
-		rivet.WriteHTTPError(w, rivet.ErrInvalidRequest.With("reason", "bad WebSocket handshake"))
+		rivet.WriteHTTPError(w, r, rivet.ErrInvalidRequest.With("reason", "bad WebSocket handshake"))
 		return
 	}
 	if !p.upgrader.CheckOrigin(r) {
