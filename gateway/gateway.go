@@ -197,8 +197,9 @@ func (g *Gateway) build(cfg Config, prev *runtime) (_ *runtime, err error) {
 	if rt.cors, err = cors.New(cfg.CORS); err != nil {
 		return nil, fmt.Errorf("cors: %w", err)
 	}
-	if rt.auth, err = authn.New(cfg.Auth, authn.Options{Logger: logger.With("component", "authn"), Observe: g.metrics.ObserveAuth,
-		ObserveJWKS: g.metrics.ObserveJWKS}); err != nil {
+	if rt.auth, err = authn.New(cfg.Auth, authn.Options{Logger: logger.With("component", "authn"), Observe: func(_ *http.Request, o authn.Outcome) {
+		g.metrics.ObserveAuth(o)
+	}, ObserveJWKS: g.metrics.ObserveJWKS}); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	authField := cfg.Auth.ConnParamsField
