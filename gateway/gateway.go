@@ -317,10 +317,10 @@ func (g *Gateway) Handler() http.Handler {
 // stamp comes first so that everything after it, and every answer the
 // gateway makes itself, names the request by the same ray id and client
 // address. The metrics and access-log layer wraps the rest (tracing's
-// request span included), so it sees
-// every answer, rejections included; the two metrics.Note layers hand it
-// the route and the identity, which only exist inside the chain (and
-// authn's Observe hook its decision, metrics.NoteAuth). CORS answers
+// request span included), so it sees every answer, rejections included;
+// the two metrics.Note layers hand it the route and the identity, which
+// only exist inside the chain (and authn's Observe hook its decision,
+// metrics.NoteAuth). CORS answers
 // preflights and refuses disallowed origins before anything else runs;
 // classification reads the request as the engine and the actor will
 // (rivet.SanitizeRequest, rivet.ParseRequest) into a rivet.Route the later
