@@ -24,8 +24,10 @@ type Options struct {
 	HTTPClient *http.Client
 
 	// Observe, when set, is called once per request the middleware decides
-	// (not for preflights), e.g. to count outcomes. It must not block.
-	Observe func(Outcome)
+	// (not for preflights), with the request as it arrived, e.g. to count
+	// outcomes or to hand the decision to the access log line of that
+	// request. It must not block.
+	Observe func(*http.Request, Outcome)
 
 	// ObserveJWKS, when set, is called after every fetch of a JWKS issuer's
 	// key set (at start and on every refresh). It must not block.
@@ -33,7 +35,8 @@ type Options struct {
 }
 
 // Outcome is what the middleware decided for one request, for metrics and
-// access logs. Every field is low-cardinality or an operator-chosen name.
+// access logs. Every field but Subject is low-cardinality or an
+// operator-chosen name; Subject is for logs, never a metric label.
 type Outcome struct {
 	// Result is "ok" (a valid credential), "anonymous" (allowed without
 	// one), "unauthorized" (401) or "forbidden" (403).
@@ -45,6 +48,10 @@ type Outcome struct {
 	Issuer string
 	// APIKeyID is the API key's id.
 	APIKeyID string
+	// Subject is the verified JWT's sub claim, also on a 403 (the
+	// credential was valid, the rules refused it); "" when no JWT was
+	// verified.
+	Subject string
 	// Method is "jwt", "api_key", "anonymous", or "" when no credential was
 	// verified.
 	Method string
@@ -62,7 +69,7 @@ const (
 // in the chain after route classification. Safe for concurrent use.
 type Authenticator struct {
 	log     *slog.Logger
-	observe func(Outcome)
+	observe func(*http.Request, Outcome)
 	now     func() time.Time
 
 	sources       sourceConfig
@@ -335,7 +342,7 @@ func (a *Authenticator) verify(ctx context.Context, c credential) (*Identity, er
 func (a *Authenticator) decided(r *http.Request, rt *rivet.Route, rl *rule, id *Identity, err error, detail string) error {
 	o := Outcome{}
 	if id != nil {
-		o.Method, o.Issuer, o.APIKeyID = id.Method, id.issuerName, id.APIKeyID
+		o.Method, o.Issuer, o.APIKeyID, o.Subject = id.Method, id.issuerName, id.APIKeyID, id.Subject
 	}
 	switch {
 	case err == nil && id.Method == MethodAnonymous:
@@ -348,7 +355,7 @@ func (a *Authenticator) decided(r *http.Request, rt *rivet.Route, rl *rule, id *
 		o.Result, o.Reason = ResultUnauthorized, Reason(err)
 	}
 	if a.observe != nil {
-		a.observe(o)
+		a.observe(r, o)
 	}
 	if err == nil {
 		return nil

@@ -302,9 +302,14 @@ func TestObserve(t *testing.T) {
 	var got []Outcome
 	cfg := hsConfig()
 	cfg.APIKeys.Keys = []APIKey{{ID: "full", SHA256: hashHex(fullKey)}}
-	a := newAuth(t, cfg, Options{Observe: func(o Outcome) {
+	cfg.Rules = []Rule{{Match: Match{Actors: []string{"chat"}}, KeyBinding: &KeyBinding{Index: 0, Claim: "sub"}}}
+	const chatBob = "/gateway/chat/action/send?rvt-namespace=default&rvt-method=getOrCreate&rvt-key=bob"
+	a := newAuth(t, cfg, Options{Observe: func(r *http.Request, o Outcome) {
 		mu.Lock()
 		defer mu.Unlock()
+		if r == nil {
+			t.Error("Observe got no request")
+		}
 		got = append(got, o)
 	}})
 	serve(t, a, newRequest(t, "POST", actionAlice, bearer(hsToken(t, "alice"))...))
@@ -313,14 +318,17 @@ func TestObserve(t *testing.T) {
 	serve(t, a, newRequest(t, "GET", "/metadata", bearer("garbage")...))
 	serve(t, a, newRequest(t, "POST", actionAlice))
 	serve(t, a, newRequest(t, "GET", inspector, bearer(hsToken(t, "alice"))...))
+	serve(t, a, newRequest(t, "POST", chatBob, bearer(hsToken(t, "alice"))...))
 	serve(t, a, newRequest(t, "OPTIONS", "/gateway/counter/request/x?rvt-namespace=default&rvt-method=get&rvt-key=a", "Access-Control-Request-Method", "POST"))
 	want := []Outcome{
-		{Result: ResultOK, Method: MethodJWT, Issuer: "local"},
+		{Result: ResultOK, Method: MethodJWT, Issuer: "local", Subject: "alice"},
 		{Result: ResultOK, Method: MethodAPIKey, APIKeyID: "full"},
 		{Result: ResultAnonymous, Method: MethodAnonymous},
 		{Result: ResultAnonymous, Method: MethodAnonymous, Reason: "invalid_api_key"},
 		{Result: ResultUnauthorized, Reason: "missing"},
 		{Result: ResultForbidden, Reason: "denied"},
+		// A valid credential the rules refuse: who it was is known.
+		{Result: ResultForbidden, Reason: "key_binding", Method: MethodJWT, Issuer: "local", Subject: "alice"},
 		{Result: ResultUnauthorized, Reason: "missing"},
 	}
 	if !slices.Equal(got, want) {

@@ -187,7 +187,7 @@ func (p *Policy) Middleware(next http.Handler) http.Handler {
 		origin := vals[0]
 		ok := len(vals) == 1 && p.allowed(r, origin)
 		if r.Method == http.MethodOptions && r.Header.Get(headerRequestMethod) != "" {
-			p.preflight(w, origin, ok)
+			p.preflight(w, r, origin, ok)
 			return
 		}
 		if !ok {
@@ -199,12 +199,12 @@ func (p *Policy) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-func (p *Policy) preflight(w http.ResponseWriter, origin string, allowed bool) {
+func (p *Policy) preflight(w http.ResponseWriter, r *http.Request, origin string, allowed bool) {
 	h := w.Header()
 	StripUpstream(h)
 	h.Add(headerVary, "Origin, Access-Control-Request-Method, Access-Control-Request-Headers")
 	if !allowed {
-		rivet.WriteHTTPError(w, rivet.ErrOriginNotAllowed)
+		rivet.WriteHTTPError(w, r, rivet.ErrOriginNotAllowed)
 		return
 	}
 	h.Set(headerAllowOrigin, p.allowOriginValue(origin))
@@ -215,6 +215,9 @@ func (p *Policy) preflight(w http.ResponseWriter, origin string, allowed bool) {
 	h.Set(headerAllowHeaders, p.allowHeaders)
 	if p.maxAge != "" {
 		h.Set(headerMaxAge, p.maxAge)
+	}
+	if x := rivet.ExchangeFrom(r.Context()); x != nil && x.RayID != "" {
+		h.Set(rivet.HeaderRayID, x.RayID) // the gateway's own answer, like its errors
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -276,7 +276,7 @@ func TestActualRequests(t *testing.T) {
 		r := httptest.NewRequest("POST", "http://gw.example.com/gateway/abc/action/x", nil)
 		r.Header.Set("Origin", "https://app.example.com")
 		deny := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			rivet.WriteHTTPError(w, &rivet.Error{Status: 401, Group: "auth", Code: "unauthorized", Message: "no"})
+			rivet.WriteHTTPError(w, r, &rivet.Error{Status: 401, Group: "auth", Code: "unauthorized", Message: "no"})
 		})
 		p.Middleware(deny).ServeHTTP(rec, r)
 		if rec.Code != 401 {

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/rivet-gateway/rivet-gateway/actors"
 	"github.com/rivet-gateway/rivet-gateway/authn"
+	"github.com/rivet-gateway/rivet-gateway/clientip"
 	"github.com/rivet-gateway/rivet-gateway/config"
 	"github.com/rivet-gateway/rivet-gateway/cors"
 	"github.com/rivet-gateway/rivet-gateway/metrics"
@@ -67,6 +69,20 @@ type ServerConfig struct {
 	// its Service endpoints. Default 0 (shut down at once); the Kubernetes
 	// manifests set 5s.
 	DrainDelay time.Duration `yaml:"drain_delay"`
+	// TrustedProxies are the proxies in front of the gateway (an Ingress
+	// controller, a load balancer), as CIDRs ("10.0.0.0/8") or single
+	// addresses, whose ClientIPHeader is believed. A request's client
+	// address is its TCP peer's unless the peer is one of them; then it is
+	// read from that header from the right, past every trusted hop
+	// (clientip.Resolver). It is what the access log names and what the
+	// engine gets in X-Forwarded-For. Default: none, so no header a client
+	// sends can change it.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ClientIPHeader is the header the trusted proxies write the client
+	// address to: "x-forwarded-for" (default: nginx, Traefik, Envoy, cloud
+	// load balancers) or "forwarded" (RFC 7239). Only this one is read:
+	// clients can send the other, which proxies pass on untouched.
+	ClientIPHeader string `yaml:"client_ip_header"`
 }
 
 // AdminConfig is the `admin:` section: the listener for probes (and
@@ -133,6 +149,7 @@ func DefaultConfig() Config {
 			IdleTimeout:       120 * time.Second,
 			MaxHeaderBytes:    64 << 10,
 			ShutdownTimeout:   30 * time.Second,
+			ClientIPHeader:    clientip.HeaderXForwardedFor,
 		},
 		Admin: AdminConfig{
 			Listen:            ":9090",
@@ -212,6 +229,12 @@ func (c *Config) Validate() error {
 	if c.Server.DrainDelay < 0 {
 		bad("server.drain_delay", "must not be negative")
 	}
+	if _, err := c.Server.trustedProxies(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := clientip.New(nil, c.Server.ClientIPHeader); err != nil {
+		bad("server.client_ip_header", "must be x-forwarded-for or forwarded, got %q", c.Server.ClientIPHeader)
+	}
 	if c.Reload.Debounce <= 0 {
 		bad("reload.debounce", "must be positive")
 	}
@@ -241,10 +264,48 @@ func (c *Config) Validate() error {
 }
 
 // Warnings reports what is valid but leaves a way around a rule (see
-// authn.Config.Warnings), each naming its YAML path. -check prints them;
-// the gateway logs them at start and on every reload.
+// authn.Config.Warnings), or lets any client choose the address it is
+// logged under, each naming its YAML path. -check prints them; the
+// gateway logs them at start and on every reload.
 func (c *Config) Warnings() []string {
-	return c.Auth.Warnings("auth")
+	w := c.Auth.Warnings("auth")
+	ps, _ := c.Server.trustedProxies()
+	for i, p := range ps {
+		if p.Bits() == 0 {
+			w = append(w, fmt.Sprintf("server.trusted_proxies[%d]: %s trusts every peer: any client can choose the address it is logged under", i, p))
+		}
+	}
+	return w
+}
+
+// trustedProxies parses TrustedProxies, reporting every bad entry with its
+// YAML path.
+func (s *ServerConfig) trustedProxies() ([]netip.Prefix, error) {
+	var errs []error
+	out := make([]netip.Prefix, 0, len(s.TrustedProxies))
+	for i, v := range s.TrustedProxies {
+		p, err := clientip.ParsePrefix(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("server.trusted_proxies[%d]: %w", i, err))
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, errors.Join(errs...)
+}
+
+// clientIPResolver builds the resolver server.trusted_proxies and
+// server.client_ip_header describe.
+func (s *ServerConfig) clientIPResolver() (*clientip.Resolver, error) {
+	ps, err := s.trustedProxies()
+	if err != nil {
+		return nil, err
+	}
+	rs, err := clientip.New(ps, s.ClientIPHeader)
+	if err != nil {
+		return nil, fmt.Errorf("server.client_ip_header: %w", err)
+	}
+	return rs, nil
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -97,3 +97,49 @@ func TestValidateChecksReferencedFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateTrustedProxies: every bad trusted proxy is reported with its
+// YAML path, a bad header by name; trusting every peer is valid but warned
+// about.
+func TestValidateTrustedProxies(t *testing.T) {
+	cfg := DefaultConfig()
+	doc := `
+server:
+  trusted_proxies: ["10.0.0.0/8", "10.1.2.3/8", "ingress.local", "::1"]
+  client_ip_header: x-real-ip
+`
+	if err := config.Decode([]byte(doc), &cfg, func(string) (string, bool) { return "", false }); err != nil {
+		t.Fatal(err)
+	}
+	err := cfg.Validate()
+	for _, want := range []string{
+		`server.trusted_proxies[1]: "10.1.2.3/8" has host bits set (the network is 10.0.0.0/8)`,
+		`server.trusted_proxies[2]: "ingress.local" is neither a CIDR nor an IP address`,
+		`server.client_ip_header: must be x-forwarded-for or forwarded, got "x-real-ip"`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("errors lack %q:\n%v", want, err)
+		}
+	}
+	for _, unwanted := range []string{"trusted_proxies[0]", "trusted_proxies[3]"} {
+		if err != nil && strings.Contains(err.Error(), unwanted) {
+			t.Errorf("a good entry is reported (%s):\n%v", unwanted, err)
+		}
+	}
+
+	ok := DefaultConfig()
+	ok.Server.TrustedProxies = []string{"0.0.0.0/0", "10.0.0.0/8", "::/0"}
+	ok.Server.ClientIPHeader = "Forwarded"
+	if err := ok.Validate(); err != nil && strings.Contains(err.Error(), "server.") {
+		t.Errorf("valid server section rejected: %v", err)
+	}
+	w := strings.Join(ok.Warnings(), "\n")
+	for _, want := range []string{"server.trusted_proxies[0]: 0.0.0.0/0 trusts every peer", "server.trusted_proxies[2]: ::/0 trusts every peer"} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warnings lack %q:\n%s", want, w)
+		}
+	}
+	if strings.Contains(w, "trusted_proxies[1]") {
+		t.Errorf("10.0.0.0/8 warned about:\n%s", w)
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rivet-gateway/rivet-gateway/actors"
 	"github.com/rivet-gateway/rivet-gateway/authn"
+	"github.com/rivet-gateway/rivet-gateway/clientip"
 	"github.com/rivet-gateway/rivet-gateway/cors"
 	"github.com/rivet-gateway/rivet-gateway/metrics"
 	"github.com/rivet-gateway/rivet-gateway/params"
@@ -50,6 +51,9 @@ type Gateway struct {
 	metrics  *metrics.Metrics
 	// tracing is nil when tracing is off (restart-only).
 	tracing *tracing.Tracing
+	// clientIP resolves client addresses (server.trusted_proxies, a
+	// restart-only setting).
+	clientIP *clientip.Resolver
 
 	live atomic.Pointer[runtime]
 	// reloadMu serializes reloads (and Shutdown against them).
@@ -109,6 +113,10 @@ func New(cfg Config, logger *slog.Logger, opts ...Options) (*Gateway, error) {
 		o = opts[0]
 	}
 	g := &Gateway{cfg: cfg, log: logger, registry: prometheus.NewRegistry()}
+	var err error
+	if g.clientIP, err = cfg.Server.clientIPResolver(); err != nil {
+		return nil, err
+	}
 	tr, err := tracing.New(cfg.Tracing, tracing.Options{Exporter: o.SpanExporter, Version: o.Version})
 	if err != nil {
 		return nil, err
@@ -197,8 +205,10 @@ func (g *Gateway) build(cfg Config, prev *runtime) (_ *runtime, err error) {
 	if rt.cors, err = cors.New(cfg.CORS); err != nil {
 		return nil, fmt.Errorf("cors: %w", err)
 	}
-	if rt.auth, err = authn.New(cfg.Auth, authn.Options{Logger: logger.With("component", "authn"), Observe: g.metrics.ObserveAuth,
-		ObserveJWKS: g.metrics.ObserveJWKS}); err != nil {
+	if rt.auth, err = authn.New(cfg.Auth, authn.Options{Logger: logger.With("component", "authn"), Observe: func(r *http.Request, o authn.Outcome) {
+		metrics.NoteAuth(r, o) // the reason and caller for r's access-log line
+		g.metrics.ObserveAuth(o)
+	}, ObserveJWKS: g.metrics.ObserveJWKS}); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	authField := cfg.Auth.ConnParamsField
@@ -300,13 +310,17 @@ func (g *Gateway) Handler() http.Handler {
 
 // chain builds rt's request chain, in order:
 //
-//	metrics + access log → tracing → CORS → route classification →
-//	authentication precheck → actor resolution → authentication →
-//	server-side params → proxy
+//	stamp (ray id, client address) → metrics + access log → tracing → CORS →
+//	route classification → authentication precheck → actor resolution →
+//	authentication → server-side params → proxy
 //
-// The metrics and access-log layer wraps everything, so it sees every
-// answer, rejections included; the two metrics.Note layers hand it the
-// route and the identity, which only exist inside the chain. CORS answers
+// stamp comes first so that everything after it, and every answer the
+// gateway makes itself, names the request by the same ray id and client
+// address. The metrics and access-log layer wraps the rest (tracing's
+// request span included), so it sees every answer, rejections included;
+// the two metrics.Note layers hand it the route and the identity, which
+// only exist inside the chain (and authn's Observe hook its decision,
+// metrics.NoteAuth). CORS answers
 // preflights and refuses disallowed origins before anything else runs;
 // classification reads the request as the engine and the actor will
 // (rivet.SanitizeRequest, rivet.ParseRequest) into a rivet.Route the later
@@ -332,7 +346,20 @@ func (g *Gateway) chain(rt *runtime) http.Handler {
 	h = rt.cors.Middleware(h)
 	h = tr.Middleware(h)
 	h = metrics.Middleware(g.metrics, rt.access, h)
+	h = stamp(g.clientIP, h)
 	return h
+}
+
+// stamp gives each request, before anything can answer it, its ray id
+// (rivet.Exchange: sent as X-Rivet-Ray-Id on the gateway's own answers and
+// logged) and its client address (clientip: the TCP peer, or what trusted
+// proxies reported), in one context.
+func stamp(ips *clientip.Resolver, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		client, peer := ips.Resolve(r)
+		ctx := rivet.WithExchange(r.Context(), &rivet.Exchange{RayID: rivet.NewRayID()})
+		next.ServeHTTP(w, r.WithContext(clientip.WithAddrs(ctx, client, peer)))
+	})
 }
 
 // injectTrace is the proxy's InjectTrace: nil (pass the client's
@@ -459,13 +486,16 @@ func callerFromIdentity(r *http.Request) *params.Caller {
 
 // newEcho mounts the chain on Echo, which provides the server edge: its
 // own error handler (RivetKit-shaped; Echo's default would turn wrapped
-// errors into 500s), panic recovery, and an IP extractor chosen on purpose
-// (the TCP peer: X-Forwarded-For is not trusted).
+// errors into 500s), panic recovery, and an IP extractor chosen on purpose:
+// the gateway's own resolver (server.trusted_proxies), so c.RealIP() is
+// the address the access log names. Echo's ExtractIPFromXFFHeader is not
+// used: it trusts private and loopback peers unless told otherwise, and
+// does not read Forwarded.
 func (g *Gateway) newEcho() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.Logger.SetOutput(io.Discard)
-	e.IPExtractor = echo.ExtractIPDirect()
+	e.IPExtractor = g.clientIP.Extract
 	e.HTTPErrorHandler = func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
@@ -483,6 +513,9 @@ func (g *Gateway) newEcho() *echo.Echo {
 	return e
 }
 
+// recoverMiddleware turns a panic in the chain into a 500. The request's
+// own Exchange is lost with the panic, so the answer gets a ray id of its
+// own, the one the panic is logged with.
 func recoverMiddleware(log *slog.Logger) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) (err error) {
@@ -491,7 +524,10 @@ func recoverMiddleware(log *slog.Logger) echo.MiddlewareFunc {
 					if v == http.ErrAbortHandler {
 						panic(v)
 					}
-					log.Error("panic in request", "panic", fmt.Sprint(v))
+					x := &rivet.Exchange{RayID: rivet.NewRayID()}
+					r := c.Request()
+					c.SetRequest(r.WithContext(rivet.WithExchange(r.Context(), x)))
+					log.Error("panic in request", "panic", fmt.Sprint(v), "ray_id", x.RayID, "client_ip", c.RealIP())
 					err = rivet.ErrInternal
 				}
 			}()

@@ -159,6 +159,11 @@ func testRefusedTokens(t *testing.T, endpoint string, jwks *jwksServer) {
 		if c.HTTP.Metadata["reason"] != reason {
 			t.Errorf("%s: stateless action metadata = %v, want reason %q", name, c.HTTP.Metadata, reason)
 		}
+		// The gateway's own refusal names itself, so the client's rayId is
+		// the one in the gateway's access log.
+		if !strings.HasPrefix(c.HTTP.RayID, "gw-") {
+			t.Errorf("%s: stateless action rayId = %q, want the gateway's gw- ray id", name, c.HTTP.RayID)
+		}
 		// The client reports a terminal close twice (once for the close, once when it gives
 		// up), like an onBeforeConnect rejection; anything else would be a different error.
 		conn := c.Connect
@@ -551,6 +556,8 @@ func (w whoami) assertParams(t *testing.T, what, want string) {
 type rivetErr struct {
 	Group, Code, Message string
 	Metadata             map[string]any
+	// RayID is the client's rayId: X-Rivet-Ray-Id of the answer.
+	RayID string `json:"rayId"`
 	// Success is set instead when the call succeeded.
 	Success json.RawMessage
 }

@@ -1,9 +1,11 @@
 // Package metrics observes the gateway's traffic: Prometheus metrics
 // (registered on a registry the caller passes in, never the global one)
-// and the access log. Middleware wraps the whole request chain, outermost;
-// the chain's inner layers report what only they know (the route, the
-// identity, how a WebSocket ended) through Note and NoteWebSocket, and the
-// authn and params hooks feed ObserveAuth and ObserveParams.
+// and the access log. Middleware wraps the whole request chain but the
+// layer that stamps each request with its ray id and client address; the
+// chain's inner layers report what only they know (the route, the
+// identity, the authentication decision, how a WebSocket ended) through
+// Note, NoteAuth and NoteWebSocket, and the authn and params hooks feed
+// ObserveAuth and ObserveParams.
 //
 // Every label value is bounded: intents, status classes, configured actor
 // names, issuer names and API key ids, else "other". Actor ids, keys,

@@ -3,16 +3,16 @@ package metrics
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/rivet-gateway/rivet-gateway/authn"
+	"github.com/rivet-gateway/rivet-gateway/clientip"
 	"github.com/rivet-gateway/rivet-gateway/proxy"
 	"github.com/rivet-gateway/rivet-gateway/rivet"
 )
@@ -26,8 +26,9 @@ import (
 type record struct {
 	route      *rivet.Route
 	id         *authn.Identity
-	upstreamAt time.Time // when the proxy contacted the engine, zero if it did not
-	upstreamEr string    // kind of upstream failure, "" if none
+	auth       *authn.Outcome // the authentication decision (NoteAuth), nil if none was made
+	upstreamAt time.Time      // when the proxy contacted the engine, zero if it did not
+	upstreamEr string         // kind of upstream failure, "" if none
 
 	mu     sync.Mutex
 	ws     *proxy.Stats
@@ -42,10 +43,11 @@ type observation struct {
 	m        *Metrics
 	al       *AccessLog
 	r        *http.Request
+	x        *rivet.Exchange // what the gateway itself answered; nil outside the gateway's chain
 	start    time.Time
 	status   int
 	bytes    int64
-	rayID    string
+	rayID    string // the response's X-Rivet-Ray-Id
 	hijacked bool
 }
 
@@ -57,9 +59,24 @@ func (o *observation) finish(rec *record, ws *proxy.Stats) {
 	if ws != nil && !o.hijacked {
 		ws = nil // the upgrade failed and was answered over HTTP
 	}
+	x := o.x
+	if ws != nil && ws.GatewayCloseCode == 0 && x != nil && x.CloseCode != 0 {
+		// The proxy could not upgrade and refused the socket itself
+		// (rivet.RejectWebSocket): that close is how it ended.
+		st := *ws
+		st.GatewayCloseCode, st.GatewayCloseReason = x.CloseCode, x.CloseReason
+		ws = &st
+	}
 	o.m.observeRequest(rec.route, o.status, d, ws)
 	o.m.observeUpstream(rec, o.start)
-	o.al.write(o, rec, ws, d)
+	logged := ws
+	if ws == nil && o.hijacked && x != nil && x.CloseCode != 0 {
+		// Refused before the proxy (CORS, classification, authentication,
+		// params): accepted only to be closed. Logged as the WebSocket it
+		// was, with that close, not as a bare 101.
+		logged = &proxy.Stats{Duration: d, GatewayCloseCode: x.CloseCode, GatewayCloseReason: x.CloseReason}
+	}
+	o.al.write(o, rec, logged, d)
 }
 
 type recordKey struct{}
@@ -85,6 +102,16 @@ func Note(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// NoteAuth hands the authentication decision for r to Middleware
+// (authn.Options.Observe), so r's access-log line carries the rejection
+// reason and, when a credential was verified, whose it was: also on a 403,
+// where no Identity reaches the context.
+func NoteAuth(r *http.Request, o authn.Outcome) {
+	if rec := recordFrom(r.Context()); rec != nil {
+		rec.auth = &o
+	}
 }
 
 // NoteWebSocket hands a finished WebSocket's stats to Middleware
@@ -151,11 +178,13 @@ func NewAccessLog(cfg AccessLogConfig, log *slog.Logger) (*AccessLog, error) {
 	return &AccessLog{log: log, level: level, sample: cfg.Sample}, nil
 }
 
-// Middleware wraps the whole chain (outermost): it counts every request
-// and WebSocket in m and writes its access-log line to al. Either may be
-// nil. Only route intent, actor name (query targets), method, status or
-// close code, duration, sizes, ray id and the caller's subject or API key
-// id are logged: never a credential, a query string or params.
+// Middleware wraps the whole chain but the layer that gives each request
+// its ray id and client address (rivet.Exchange, clientip): it counts
+// every request and WebSocket in m and writes its access-log line to al.
+// Either may be nil. Only the ray id, client address, route intent, actor
+// name, method, status or close code and reason, the gateway's own error
+// and authentication reason, durations, sizes and the caller's subject or
+// API key id are logged: never a credential, a query string or params.
 func Middleware(m *Metrics, al *AccessLog, next http.Handler) http.Handler {
 	if m == nil && al == nil {
 		return next
@@ -165,7 +194,8 @@ func Middleware(m *Metrics, al *AccessLog, next http.Handler) http.Handler {
 		rec := &record{}
 		rw := &responseRecorder{ResponseWriter: w}
 		next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), recordKey{}, rec)))
-		o := observation{m: m, al: al, r: r, start: start, status: rw.status, bytes: rw.bytes, rayID: rw.rayID, hijacked: rw.hijacked}
+		o := observation{m: m, al: al, r: r, x: rivet.ExchangeFrom(r.Context()), start: start,
+			status: rw.status, bytes: rw.bytes, rayID: rw.rayID, hijacked: rw.hijacked}
 		if o.status == 0 {
 			o.status = http.StatusOK // nothing written: net/http answers 200
 		}
@@ -184,14 +214,31 @@ func Middleware(m *Metrics, al *AccessLog, next http.Handler) http.Handler {
 	})
 }
 
+// write writes one access-log line: "websocket" for a socket that was
+// upgraded (ws: its stats, or the close it was refused with), "request"
+// otherwise. Fields are in a fixed order, optional ones left out:
+//
+//	ray_id client_ip [peer_ip] intent [actor] method
+//	request:   status [error] [auth_reason] duration_ms [overhead_ms upstream_ms] bytes_out [bytes_in]
+//	websocket: close_code [close_reason] [error] [auth_reason] duration_ms [overhead_ms]
+//	           messages_in messages_out bytes_in bytes_out [cause]
+//	[auth [subject] [issuer] [api_key_id]]
+//
+// peer_ip is there when the client address came from trusted proxies;
+// error is the gateway's own rejection ("auth.forbidden"), auth_reason
+// authn's reason ("key_binding"), also when an anonymous route ignored a
+// bad credential; overhead_ms is the time to contacting the engine and
+// upstream_ms the rest of an HTTP request.
 func (al *AccessLog) write(o *observation, rec *record, ws *proxy.Stats, d time.Duration) {
 	r, status := o.r, o.status
 	if al == nil || !al.log.Enabled(r.Context(), al.level) {
 		return
 	}
+	code := 0
 	ok := status < 400
 	if ws != nil {
-		switch closeCode(ws) {
+		code = closeCode(ws)
+		switch code {
 		case 1000, 1001, 1005:
 		default:
 			ok = false
@@ -200,12 +247,24 @@ func (al *AccessLog) write(o *observation, rec *record, ws *proxy.Stats, d time.
 	if ok && al.sample < 1 && mrand.Float64() >= al.sample {
 		return
 	}
+	x := o.x
 	ray := o.rayID
-	if ray == "" {
-		ray = newRayID()
+	if ray == "" && x != nil {
+		ray = x.RayID
 	}
-	attrs := make([]slog.Attr, 0, 16)
+	if ray == "" {
+		ray = rivet.NewRayID()
+	}
+	attrs := make([]slog.Attr, 0, 24)
 	attrs = append(attrs, slog.String("ray_id", ray))
+	if c := clientip.From(r.Context()); c.IsValid() {
+		attrs = append(attrs, slog.String("client_ip", c.String()))
+		if p := clientip.PeerFrom(r.Context()); p.IsValid() && p != c {
+			attrs = append(attrs, slog.String("peer_ip", p.String()))
+		}
+	} else if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		attrs = append(attrs, slog.String("client_ip", host))
+	}
 	if rec.route != nil {
 		attrs = append(attrs, slog.String("intent", rec.route.Intent.String()))
 		if n := rec.route.ActorLabel(); n != "" {
@@ -218,42 +277,90 @@ func (al *AccessLog) write(o *observation, rec *record, ws *proxy.Stats, d time.
 	msg := "request"
 	if ws != nil {
 		msg = "websocket"
+		attrs = append(attrs, slog.Int("close_code", code))
+		if code != 0 && code == ws.GatewayCloseCode && ws.GatewayCloseReason != "" {
+			attrs = append(attrs, slog.String("close_reason", ws.GatewayCloseReason))
+		}
+	} else {
+		attrs = append(attrs, slog.Int("status", status))
+	}
+	if x != nil && x.Rejection != nil {
+		attrs = append(attrs, slog.String("error", x.Rejection.Group+"."+x.Rejection.Code))
+	}
+	if a := rec.auth; a != nil && a.Reason != "" {
+		attrs = append(attrs, slog.String("auth_reason", a.Reason))
+	}
+	var overhead time.Duration
+	if !rec.upstreamAt.IsZero() {
+		overhead = rec.upstreamAt.Sub(o.start)
+	}
+	if ws != nil {
+		attrs = append(attrs, slog.Any("duration_ms", millis(ws.Duration)))
+		if overhead > 0 {
+			attrs = append(attrs, slog.Any("overhead_ms", millis(overhead)))
+		}
 		attrs = append(attrs,
-			slog.Int("close_code", closeCode(ws)),
-			slog.Duration("duration", ws.Duration),
 			slog.Int64("messages_in", ws.MessagesIn), slog.Int64("messages_out", ws.MessagesOut),
 			slog.Int64("bytes_in", ws.BytesIn), slog.Int64("bytes_out", ws.BytesOut))
 		if ws.Cause != "" {
 			attrs = append(attrs, slog.String("cause", ws.Cause))
 		}
 	} else {
-		attrs = append(attrs, slog.Int("status", status), slog.Duration("duration", d),
-			slog.Int64("bytes_out", o.bytes))
+		attrs = append(attrs, slog.Any("duration_ms", millis(d)))
+		if overhead > 0 {
+			attrs = append(attrs, slog.Any("overhead_ms", millis(overhead)), slog.Any("upstream_ms", millis(d-overhead)))
+		}
+		attrs = append(attrs, slog.Int64("bytes_out", o.bytes))
 		if r.ContentLength > 0 {
 			attrs = append(attrs, slog.Int64("bytes_in", r.ContentLength))
 		}
 	}
-	if id := rec.id; id != nil {
-		attrs = append(attrs, slog.String("auth", id.Method))
-		if id.Subject != "" {
-			attrs = append(attrs, slog.String("subject", id.Subject))
-		}
-		if n := id.IssuerName(); n != "" {
-			attrs = append(attrs, slog.String("issuer", n))
-		}
-		if id.APIKeyID != "" {
-			attrs = append(attrs, slog.String("api_key_id", id.APIKeyID))
-		}
-	}
+	attrs = appendCaller(attrs, rec)
 	al.log.LogAttrs(r.Context(), al.level, msg, attrs...)
 }
 
-// newRayID is the id logged when the engine sent no X-Rivet-Ray-Id.
-func newRayID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return "gw-" + hex.EncodeToString(b[:])
+// appendCaller appends who the caller was: the method of the credential
+// verified and its subject, issuer name or API key id, from the
+// authentication decision (which knows them on a 403 too) or else the
+// identity in the context. Never the credential.
+func appendCaller(attrs []slog.Attr, rec *record) []slog.Attr {
+	var method, subject, issuer, keyID string
+	switch {
+	case rec.auth != nil:
+		a := rec.auth
+		method, subject, issuer, keyID = a.Method, a.Subject, a.Issuer, a.APIKeyID
+	case rec.id != nil:
+		id := rec.id
+		method, subject, issuer, keyID = id.Method, id.Subject, id.IssuerName(), id.APIKeyID
+	}
+	if method == "" {
+		return attrs
+	}
+	attrs = append(attrs, slog.String("auth", method))
+	if subject != "" {
+		attrs = append(attrs, slog.String("subject", subject))
+	}
+	if issuer != "" {
+		attrs = append(attrs, slog.String("issuer", issuer))
+	}
+	if keyID != "" {
+		attrs = append(attrs, slog.String("api_key_id", keyID))
+	}
+	return attrs
 }
+
+// millis logs a duration in milliseconds with microsecond precision, as a
+// number in both slog formats: "0.412", "3600000.000". (slog's own floats
+// turn a WebSocket's hour into 3.6e+06 in the text format.)
+type millis time.Duration
+
+// MarshalText is used by slog's text handler.
+func (d millis) MarshalText() ([]byte, error) {
+	return strconv.AppendFloat(nil, float64(d)/float64(time.Millisecond), 'f', 3, 64), nil
+}
+
+// MarshalJSON is used by slog's JSON handler: a JSON number.
+func (d millis) MarshalJSON() ([]byte, error) { return d.MarshalText() }
 
 // responseRecorder notes the status, body size and ray id of a response.
 // It implements Flusher and Hijacker itself (so it sees the hijack) and

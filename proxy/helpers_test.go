@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/rivet-gateway/rivet-gateway/clientip"
 )
 
 func TestMain(m *testing.M) {
@@ -70,6 +73,39 @@ func startProxy(t testing.TB, cfg Config, opts Options) (*Proxy, *httptest.Serve
 		p.Close()
 	})
 	return p, front
+}
+
+// startProxyWithClient is startProxy (default options) behind a layer
+// that stores client as the request's resolved client address
+// (clientip.WithAddrs), as the gateway's chain does; "" stores none.
+func startProxyWithClient(t testing.TB, cfg Config, client string) *httptest.Server {
+	t.Helper()
+	if client == "" {
+		_, front := startProxy(t, cfg, Options{})
+		return front
+	}
+	a := netip.MustParseAddr(client)
+	return startProxyBehind(t, cfg, func(ctx context.Context) context.Context {
+		return clientip.WithAddrs(ctx, a, netip.MustParseAddr("127.0.0.1"))
+	})
+}
+
+// startProxyBehind is startProxy (default options) behind a layer that
+// sets each request's context to with(its context).
+func startProxyBehind(t testing.TB, cfg Config, with func(context.Context) context.Context) *httptest.Server {
+	t.Helper()
+	p, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.ServeHTTP(w, r.WithContext(with(r.Context())))
+	}))
+	t.Cleanup(func() {
+		front.Close()
+		p.Close()
+	})
+	return front
 }
 
 // seenRequest is what an upstream received.

@@ -113,15 +113,18 @@ func TestHTTPForwardedHeaders(t *testing.T) {
 		"Traceparent":       {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
 	}
 	for _, tc := range []struct {
-		name, host, wantHost string
+		name, host, wantHost, client, wantXFF string
 	}{
-		{"default host", "", upHost},
-		{"host override", "engine.internal", "engine.internal"},
+		{"default host", "", upHost, "", "127.0.0.1"},
+		{"host override", "engine.internal", "engine.internal", "", "127.0.0.1"},
+		// The gateway resolved the client through trusted proxies: that one
+		// address goes on, not the list the request came with.
+		{"client resolved through trusted proxies", "", upHost, "2001:db8::7", "2001:db8::7"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(up.URL)
 			cfg.Host = tc.host
-			_, front := startProxy(t, cfg, Options{})
+			front := startProxyWithClient(t, cfg, tc.client)
 			frontHost := strings.TrimPrefix(front.URL, "http://")
 			res, _ := do(t, testClient(t), "GET", front.URL+actorPath+"/request/x", nil, spoofed)
 			seen := up.next(t)
@@ -129,7 +132,7 @@ func TestHTTPForwardedHeaders(t *testing.T) {
 				t.Errorf("upstream Host: got %q, want %q", seen.Host, tc.wantHost)
 			}
 			for k, want := range map[string]string{
-				"X-Forwarded-For":   "127.0.0.1",
+				"X-Forwarded-For":   tc.wantXFF,
 				"X-Forwarded-Host":  frontHost,
 				"X-Forwarded-Proto": "http",
 				"Forwarded":         "",
@@ -607,5 +610,30 @@ func TestErrorCauseHidesURL(t *testing.T) {
 	err := &url.Error{Op: "Get", URL: "http://engine/gateway/a@secret/x", Err: &net.OpError{Op: "dial", Net: "tcp", Err: io.EOF}}
 	if got := errorCause(err); strings.Contains(got, "secret") {
 		t.Errorf("errorCause: got %q, want no URL", got)
+	}
+}
+
+// TestHTTPRayID: an engine answer without a ray id gets the gateway's (the
+// one its access log line carries); the engine's own is kept.
+func TestHTTPRayID(t *testing.T) {
+	checkGoroutines(t)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("ray") != "" {
+			w.Header().Set(rivet.HeaderRayID, "engine-ray")
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	front := startProxyBehind(t, testConfig(up.URL), func(ctx context.Context) context.Context {
+		return rivet.WithExchange(ctx, &rivet.Exchange{RayID: "gw-0123456789abcdef"})
+	})
+	for _, tc := range []struct{ query, want string }{
+		{"", "gw-0123456789abcdef"},
+		{"?ray=1", "engine-ray"},
+	} {
+		res, _ := do(t, testClient(t), "GET", front.URL+actorPath+"/request/x"+tc.query, nil, nil)
+		up.next(t)
+		if got := res.Header.Values(rivet.HeaderRayID); len(got) != 1 || got[0] != tc.want {
+			t.Errorf("query %q: X-Rivet-Ray-Id got %q, want exactly %q", tc.query, got, tc.want)
+		}
 	}
 }

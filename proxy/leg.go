@@ -49,9 +49,10 @@ type legConn struct {
 
 	lastRead atomic.Int64 // unix nanos
 
-	msgs, bytes atomic.Int64 // data messages and payload bytes read
-	closeCode   atomic.Int32 // close code read from the peer
-	sentCode    atomic.Int32 // close code written to the peer
+	msgs, bytes atomic.Int64           // data messages and payload bytes read
+	closeCode   atomic.Int32           // close code read from the peer
+	sentCode    atomic.Int32           // close code written to the peer
+	sentReason  atomic.Pointer[string] // its reason; nil until then
 
 	// Write side, under wmu: the relay writing to this leg, pings and
 	// injected closes.
@@ -221,10 +222,19 @@ func (l *legConn) write(p []byte) error {
 	defer l.wmu.Unlock()
 	n, err := l.Conn.Write(p)
 	_, _ = l.wp.feed(p[:n])
-	if l.wp.closeSeen {
-		l.sentCode.Store(int32(l.wp.closeCode))
-	}
+	l.noteSent()
 	return err
+}
+
+// noteSent records the close frame written to l's peer once the writer
+// has seen it whole. Under wmu.
+func (l *legConn) noteSent() {
+	if !l.wp.closeSeen || l.sentReason.Load() != nil {
+		return
+	}
+	reason := l.wp.closeReason
+	l.sentCode.Store(int32(l.wp.closeCode))
+	l.sentReason.Store(&reason)
 }
 
 // midFrame reports whether the relay has written part of a frame to l.
@@ -249,9 +259,7 @@ func (l *legConn) writeClose(ce *websocket.CloseError, timeout time.Duration) bo
 	n, err := l.Conn.Write(frame)
 	_ = l.Conn.SetWriteDeadline(time.Time{})
 	_, _ = l.wp.feed(frame[:n])
-	if l.wp.closeSeen {
-		l.sentCode.Store(int32(l.wp.closeCode))
-	}
+	l.noteSent()
 	return err == nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/rivet-gateway/rivet-gateway/clientip"
 	"github.com/rivet-gateway/rivet-gateway/rivet"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -299,6 +301,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Host = p.host
 	pr.SetXForwarded()
 	h := pr.Out.Header
+	if ip := forwardedFor(pr.In); ip != "" {
+		h.Set("X-Forwarded-For", ip)
+	}
 	if p.opts.InjectTrace != nil {
 		p.opts.InjectTrace(pr.In.Context(), h)
 	}
@@ -319,6 +324,13 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 
 func (p *Proxy) modifyResponse(res *http.Response) error {
 	p.opts.StripCORS(res.Header)
+	if res.Header.Get(rivet.HeaderRayID) == "" {
+		// The engine names its answers; when it did not, the gateway's ray
+		// id (the one its access log line carries) does.
+		if x := rivet.ExchangeFrom(res.Request.Context()); x != nil && x.RayID != "" {
+			res.Header.Set(rivet.HeaderRayID, x.RayID)
+		}
+	}
 	if rt := rivet.RouteFrom(res.Request.Context()); rt != nil && rt.Intent == rivet.IntentMetadata {
 		return rewriteMetadata(res)
 	}
@@ -398,6 +410,24 @@ func errorCause(err error) string {
 		return ue.Op + ": " + ue.Err.Error()
 	}
 	return err.Error()
+}
+
+// forwardedFor is the X-Forwarded-For sent to the engine: one address,
+// the client the gateway resolved (clientip.From: the TCP peer, or what
+// the configured trusted proxies reported), else the TCP peer; "" when
+// neither is known. Never the list the request arrived with, nor the
+// proxies' addresses: the engine and the actors behind it have the
+// gateway as their only proxy, so the header they get is one they can
+// believe whole, whichever end of it they read, and the address in it is
+// the one the access log names.
+func forwardedFor(r *http.Request) string {
+	if a := clientip.From(r.Context()); a.IsValid() {
+		return a.String()
+	}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().Unmap().WithZone("").String()
+	}
+	return ""
 }
 
 func stripAccessControl(h http.Header) {

@@ -340,7 +340,10 @@ type Stats struct {
 	ClientCloseCode       int   // close code the client sent, 0 if none
 	UpstreamCloseCode     int   // close code the upstream sent, 0 if none
 	GatewayCloseCode      int   // close code the gateway sent the client, 0 if none
-	Cause                 string
+	// GatewayCloseReason is the reason of that close: the gateway's own
+	// ("ws.going_away", "auth.unauthorized") or the engine's it relayed.
+	GatewayCloseReason string
+	Cause              string
 }
 
 // registry tracks live sessions so shutdown can close them: hijacked

@@ -31,7 +31,7 @@ import (
 // open, so net/http's goroutine and buffers are not held for its life.
 func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet.Route) {
 	if r.Header.Get("Sec-WebSocket-Key") == "" || r.Header.Get("Sec-WebSocket-Version") != "13" {
-		rivet.WriteHTTPError(w, rivet.ErrInvalidRequest.With("reason", "bad WebSocket handshake"))
+		rivet.WriteHTTPError(w, r, rivet.ErrInvalidRequest.With("reason", "bad WebSocket handshake"))
 		return
 	}
 	if !p.upgrader.CheckOrigin(r) {
@@ -199,7 +199,8 @@ var hopHeaders = map[string]bool{
 // wsDirector completes the upstream handshake headers: the engine's own
 // Host (hosted engines route on it), end-to-end headers such as the legacy
 // conn-params header and traceparent, and X-Forwarded-For with only the
-// address we saw (websocketproxy would trust the client's list).
+// client address the gateway resolved, as for HTTP (forwardedFor;
+// websocketproxy would trust the client's list).
 func (p *Proxy) wsDirector(in *http.Request, out http.Header) {
 	out.Set("Host", p.host)
 	for k, vv := range in.Header {
@@ -211,7 +212,7 @@ func (p *Proxy) wsDirector(in *http.Request, out http.Header) {
 	if p.opts.InjectTrace != nil {
 		p.opts.InjectTrace(in.Context(), out)
 	}
-	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+	if ip := forwardedFor(in); ip != "" {
 		out.Set("X-Forwarded-For", ip)
 	} else {
 		out.Del("X-Forwarded-For")
@@ -278,6 +279,9 @@ func (s *session) stats() Stats {
 		st.MessagesIn, st.BytesIn = c.msgs.Load(), c.bytes.Load()
 		st.ClientCloseCode = int(c.closeCode.Load())
 		st.GatewayCloseCode = int(c.sentCode.Load())
+		if r := c.sentReason.Load(); r != nil {
+			st.GatewayCloseReason = *r
+		}
 	}
 	if u := s.upstream; u != nil {
 		st.MessagesOut, st.BytesOut = u.msgs.Load(), u.bytes.Load()

@@ -151,6 +151,9 @@ func TestWebSocketCloseFromUpstream(t *testing.T) {
 	if st.MessagesOut != 1 || st.MessagesIn != 0 || st.UpstreamCloseCode != 1011 || st.GatewayCloseCode != 1011 || st.ClientCloseCode != 1011 {
 		t.Errorf("stats: got %+v, want 1 message out and close 1011 everywhere", st)
 	}
+	if st.GatewayCloseReason != "user.unauthorized" {
+		t.Errorf("stats: got close reason %q, want the engine's user.unauthorized relayed", st.GatewayCloseReason)
+	}
 }
 
 func TestWebSocketReadLimit(t *testing.T) {
@@ -209,8 +212,8 @@ func TestWebSocketReadLimit(t *testing.T) {
 			default:
 			}
 			st := recv(t, ends, "OnWebSocketEnd")
-			if st.Cause != tc.wantCause || st.GatewayCloseCode != 1009 {
-				t.Errorf("stats: got cause %q, gateway close %d; want %q, 1009", st.Cause, st.GatewayCloseCode, tc.wantCause)
+			if st.Cause != tc.wantCause || st.GatewayCloseCode != 1009 || st.GatewayCloseReason != "ws.message_too_big" {
+				t.Errorf("stats: got cause %q, gateway close %d %q; want %q, 1009 ws.message_too_big", st.Cause, st.GatewayCloseCode, st.GatewayCloseReason, tc.wantCause)
 			}
 		})
 	}
@@ -457,8 +460,8 @@ func TestWebSocketShutdown(t *testing.T) {
 	default:
 		t.Fatal("Shutdown returned before OnWebSocketEnd was called")
 	}
-	if st.Cause != "shutdown" || st.GatewayCloseCode != 1001 || st.UpstreamCloseCode != 1001 {
-		t.Errorf("stats: got %+v, want cause shutdown and 1001 both ways", st)
+	if st.Cause != "shutdown" || st.GatewayCloseCode != 1001 || st.GatewayCloseReason != "ws.going_away" || st.UpstreamCloseCode != 1001 {
+		t.Errorf("stats: got %+v, want cause shutdown, 1001 ws.going_away to the client and 1001 from the engine", st)
 	}
 }
 
@@ -681,14 +684,15 @@ func TestWebSocketForwardedHeaders(t *testing.T) {
 	checkGoroutines(t)
 	up := newWSUpstream(t, func(c *websocket.Conn, r *http.Request) { _ = echo(c) })
 	upHost := strings.TrimPrefix(up.URL, "http://")
-	for _, tc := range []struct{ name, host, wantHost string }{
-		{"default host", "", upHost},
-		{"host override", "engine.internal", "engine.internal"},
+	for _, tc := range []struct{ name, host, wantHost, client, wantXFF string }{
+		{"default host", "", upHost, "", "127.0.0.1"},
+		{"host override", "engine.internal", "engine.internal", "", "127.0.0.1"},
+		{"client resolved through trusted proxies", "", upHost, "198.51.100.7", "198.51.100.7"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(up.URL)
 			cfg.Host = tc.host
-			_, front := startProxy(t, cfg, Options{})
+			front := startProxyWithClient(t, cfg, tc.client)
 			hdr := http.Header{
 				"X-Forwarded-For":   {"6.6.6.6"},
 				"X-Forwarded-Host":  {"evil.example"},
@@ -703,7 +707,7 @@ func TestWebSocketForwardedHeaders(t *testing.T) {
 				t.Errorf("upstream Host: got %q, want %q", seen.Host, tc.wantHost)
 			}
 			for k, want := range map[string]string{
-				"X-Forwarded-For":   "127.0.0.1",
+				"X-Forwarded-For":   tc.wantXFF,
 				"X-Forwarded-Host":  strings.TrimPrefix(front.URL, "http://"),
 				"X-Forwarded-Proto": "http",
 				"Forwarded":         "",

@@ -176,15 +176,19 @@ type errorBody struct {
 	Metadata map[string]any `json:"metadata,omitempty"`
 }
 
-// WriteHTTPError writes e as a JSON error response. RivetKit clients parse
-// any application/json error body as an ActorError, whatever encoding they
-// asked for.
-func WriteHTTPError(w http.ResponseWriter, e *Error) {
+// WriteHTTPError writes e as a JSON error response to r. RivetKit clients
+// parse any application/json error body as an ActorError, whatever
+// encoding they asked for, and take its rayId from X-Rivet-Ray-Id: the
+// ray id of r's Exchange, which also records e.
+func WriteHTTPError(w http.ResponseWriter, r *http.Request, e *Error) {
 	body, err := json.Marshal(errorBody{e.Group, e.Code, e.Message, e.Metadata})
 	if err != nil { // metadata that does not marshal: drop it, keep the error
 		body, _ = json.Marshal(errorBody{e.Group, e.Code, e.Message, nil})
 	}
+	x := exchangeOf(r)
+	x.rejected(e)
 	h := w.Header()
+	x.rayHeader(h)
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set(HeaderError, e.Group+"."+e.Code)
@@ -214,7 +218,7 @@ var rejectUpgrader = websocket.Upgrader{
 	WriteBufferSize: 512,
 	CheckOrigin:     func(*http.Request) bool { return true },
 	Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-		WriteHTTPError(w, ErrInvalidRequest.With("reason", reason.Error()))
+		WriteHTTPError(w, r, ErrInvalidRequest.With("reason", reason.Error()))
 	},
 }
 
@@ -224,12 +228,14 @@ const CloseWait = time.Second
 // RejectWebSocket accepts the upgrade, closes the socket with code 1011 and
 // e.Reason(), and waits briefly for the client's close frame so the reason
 // is not lost to a reset. RivetKit clients turn the reason into an
-// ActorError (and retry when it is a retryable reason).
+// ActorError (and retry when it is a retryable reason). The 101 carries
+// r's ray id (X-Rivet-Ray-Id), and r's Exchange records e and the close.
 func RejectWebSocket(w http.ResponseWriter, r *http.Request, e *Error) {
-	var resp http.Header
+	x := exchangeOf(r)
+	resp := http.Header{}
+	x.rayHeader(resp)
 	for _, p := range Subprotocols(r.Header) {
 		if p == ProtocolRivet {
-			resp = http.Header{}
 			resp.Set(HeaderWebSocketProtocol, ProtocolRivet)
 			break
 		}
@@ -238,7 +244,12 @@ func RejectWebSocket(w http.ResponseWriter, r *http.Request, e *Error) {
 	if err != nil {
 		return // the upgrader has answered with an HTTP error
 	}
-	CloseWebSocket(conn, websocket.CloseInternalServerErr, e.Reason())
+	reason := e.Reason()
+	x.rejected(e)
+	if x != nil {
+		x.CloseCode, x.CloseReason = websocket.CloseInternalServerErr, reason
+	}
+	CloseWebSocket(conn, websocket.CloseInternalServerErr, reason)
 }
 
 // CloseWebSocket sends a close frame with code and reason, waits up to
@@ -264,6 +275,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	e := AsError(err)
 	if e.Status == StatusClientClosedRequest {
 		// Nobody is listening; still record the status for logs.
+		exchangeOf(r).rejected(e)
 		w.WriteHeader(e.Status)
 		return
 	}
@@ -271,5 +283,5 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		RejectWebSocket(w, r, e)
 		return
 	}
-	WriteHTTPError(w, e)
+	WriteHTTPError(w, r, e)
 }

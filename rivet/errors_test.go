@@ -191,8 +191,15 @@ func TestWriteHTTPError(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			WriteHTTPError(rec, tt.e)
+			x := &Exchange{RayID: "gw-test"}
+			WriteHTTPError(rec, httptest.NewRequest("POST", "/", nil).WithContext(WithExchange(context.Background(), x)), tt.e)
 			res := rec.Result()
+			if got := res.Header.Get("X-Rivet-Ray-Id"); got != "gw-test" {
+				t.Errorf("X-Rivet-Ray-Id: got %q, want the exchange's gw-test", got)
+			}
+			if x.Rejection != tt.e {
+				t.Errorf("exchange rejection: got %v, want %v", x.Rejection, tt.e)
+			}
 			if res.StatusCode != tt.e.Status {
 				t.Errorf("status: got %d, want %d", res.StatusCode, tt.e.Status)
 			}
@@ -241,11 +248,15 @@ func TestIsUpgrade(t *testing.T) {
 }
 
 // dialReject dials a server that answers every request with WriteError(err)
-// and returns the handshake response and the close error it then sees.
-func dialReject(t *testing.T, err error, protocols []string) (*http.Response, string, error) {
+// and returns the handshake response and the close error it then sees, and
+// the request's Exchange once the handler has returned.
+func dialReject(t *testing.T, err error, protocols []string) (*http.Response, string, *Exchange, error) {
 	t.Helper()
+	x := &Exchange{RayID: "gw-test"}
+	done := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, r, err)
+		defer close(done)
+		WriteError(w, r.WithContext(WithExchange(r.Context(), x)), err)
 	}))
 	defer srv.Close()
 	d := websocket.Dialer{Subprotocols: protocols, HandshakeTimeout: 5 * time.Second}
@@ -257,7 +268,8 @@ func dialReject(t *testing.T, err error, protocols []string) (*http.Response, st
 	proto := conn.Subprotocol()
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, _, readErr := conn.ReadMessage()
-	return res, proto, readErr
+	<-done
+	return res, proto, x, readErr
 }
 
 func TestRejectWebSocket(t *testing.T) {
@@ -275,9 +287,15 @@ func TestRejectWebSocket(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, proto, err := dialReject(t, tt.err, tt.protocols)
+			res, proto, x, err := dialReject(t, tt.err, tt.protocols)
 			if res.StatusCode != http.StatusSwitchingProtocols {
 				t.Errorf("handshake status: got %d, want 101", res.StatusCode)
+			}
+			if got := res.Header.Get("X-Rivet-Ray-Id"); got != "gw-test" {
+				t.Errorf("101 X-Rivet-Ray-Id: got %q, want the exchange's gw-test", got)
+			}
+			if x.CloseCode != websocket.CloseInternalServerErr || x.CloseReason != tt.reason || x.Rejection == nil {
+				t.Errorf("exchange: got close %d %q, rejection %v, want 1011 %q and the error", x.CloseCode, x.CloseReason, x.Rejection, tt.reason)
 			}
 			if proto != tt.proto {
 				t.Errorf("subprotocol: got %q, want %q", proto, tt.proto)

@@ -388,7 +388,7 @@ func FuzzErrorShape(f *testing.F) {
 			t.Fatalf("retryable error closes with %q, which RivetKit does not retry", r)
 		}
 		rec := httptest.NewRecorder()
-		WriteHTTPError(rec, e)
+		WriteHTTPError(rec, nil, e)
 		var body map[string]json.RawMessage
 		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 			t.Fatalf("body %q is not one JSON object: %v", rec.Body.Bytes(), err)

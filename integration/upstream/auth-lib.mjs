@@ -49,7 +49,7 @@ export async function waitFor(cond, what, ms = timeoutMs) {
 /** The parts of an error worth reporting. */
 export function describeError(e) {
 	if (ActorError.isActorError(e)) {
-		return { group: e.group, code: e.code, message: e.message, metadata: e.metadata ?? null };
+		return { group: e.group, code: e.code, message: e.message, metadata: e.metadata ?? null, rayId: e.rayId ?? null };
 	}
 	return { message: String(e?.message ?? e) };
 }
