@@ -35,10 +35,6 @@ type Config struct {
 	Metrics  metrics.Config `yaml:"metrics"`
 	Tracing  tracing.Config `yaml:"tracing"`
 	Reload   ReloadConfig   `yaml:"reload"`
-
-	// source is the file LoadConfig read and its content's hash, taken
-	// before reading: the watcher's starting point.
-	source fileState
 }
 
 // ServerConfig is the `server:` section: the public listener.
@@ -174,7 +170,6 @@ func DefaultConfig() Config {
 // The error lists every problem.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
-	cfg.source = fileState{path, contentSum(path)}
 	if err := config.Load(path, &cfg); err != nil {
 		return cfg, err
 	}

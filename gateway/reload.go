@@ -281,16 +281,16 @@ func contentSum(file string) [32]byte {
 	return sha256.Sum256(append([]byte("ok\x00"), b...))
 }
 
-// changedSinceLoad reports whether the config file at path or a file the
-// running configuration read differs from what was read (both hashed
-// before reading).
+// changedSinceLoad reports whether the config file at path now says
+// something other than the running configuration, or a file the running
+// configuration read differs from what was read (hashed before reading).
 func (g *Gateway) changedSinceLoad(path string) bool {
 	rt := g.live.Load()
 	if rt == nil {
 		return false
 	}
-	if src := rt.cfg.source; src.file == path && contentSum(path) != src.sum {
-		return true
+	if cur, err := LoadConfig(path); err != nil || len(changedKeys(rt.cfg, cur)) > 0 {
+		return true // a reload applies it, or says why it cannot
 	}
 	now := readFileStates(fileRefs(rt.cfg))
 	for k, v := range rt.files {

@@ -109,7 +109,7 @@ func reloadOn(g *gateway.Gateway, path string, watch bool, logger *slog.Logger) 
 }
 
 func serve(path string, cfg gateway.Config, logger *slog.Logger) error {
-	g, err := gateway.New(cfg, logger, gateway.Options{Version: version})
+	g, err := gateway.New(cfg, logger, gateway.Options{Version: buildVersion()})
 	if err != nil {
 		return err
 	}
