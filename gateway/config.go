@@ -154,21 +154,22 @@ func DefaultConfig() Config {
 }
 
 // LoadConfig reads the file at path over the defaults and validates it.
-// The error lists every problem.
+// The error is config.Problems, every problem of decoding and validation
+// each once with its YAML path and line, or the reason the file could not
+// be read or parsed.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
 	cfg.source = fileState{path, contentSum(path)}
-	if err := config.Load(path, &cfg); err != nil {
-		return cfg, err
-	}
-	return cfg, cfg.Validate()
+	err := config.Load(path, &cfg, cfg.Validate)
+	return cfg, err
 }
 
-// Validate reports every problem in cfg, each with its YAML path.
+// Validate reports every problem in cfg, each a *config.PathError naming
+// its YAML path.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(path, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{path}, a...)...))
+		errs = append(errs, config.Errorf(path, format, a...))
 	}
 	checkAddr := func(path, addr string) {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
