@@ -27,7 +27,8 @@ const anyoneLists = `  rules:
 `
 
 // brokenConfig has nine problems across six sections, of every stage:
-// unknown keys, wrong types, invalid values, a missing file.
+// unknown keys, wrong types, invalid values, a missing file. It is the
+// README's example, but for the file's path.
 const brokenConfig = `server:
   listen: "nonsense"
   read_timeout: 30
@@ -39,8 +40,8 @@ cors:
 auth:
   api_keys:
     keys:
-      - id: ops
-        sha256: "zz"
+      - id: billing-backend
+        sha256: "3f0a…"
         expires: next year
   rules:
     - match: {intents: [list]}
