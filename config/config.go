@@ -88,6 +88,7 @@ func Check(data []byte, dst any, lookup func(string) (string, bool), validate fu
 	if len(problems) == 0 {
 		return nil
 	}
+	problems = problems.dedup()
 	problems.sort()
 	return problems
 }

@@ -110,6 +110,9 @@ func TestDecodeTypeErrors(t *testing.T) {
 		{"listen: a\nlisten: b\n", `line 2: listen: key "listen" is already set at line 1`},
 		{"labels: {a: x, a: y}\n", `line 1: labels.a: key "a" is already set at line 1`},
 		{"hello\n", `line 1: got "hello", want a mapping`},
+		{"nested:\n  <<: {nmae: x}\n", `line 2: nested.nmae: unknown key "nmae"`},
+		{"nested: {<<: [a]}\n", `line 1: nested.<<: a merge key takes a mapping or a list of mappings`},
+		{"${NOPE}: 1\n", `line 1: ${NOPE}: environment variable NOPE is not set (use ${NOPE:-default} for a default)`},
 	} {
 		err := Decode([]byte(tc.doc), &sample{}, env(nil))
 		if err == nil || err.Error() != tc.want {

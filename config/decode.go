@@ -210,6 +210,9 @@ func isMerge(k *yaml.Node) bool {
 func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 	fields := yamlFields(v.Type())
 	for _, e := range d.entries(n, path) {
+		if d.skip[e.key] {
+			continue // a key whose ${VAR} failed: reported as such
+		}
 		p := join(path, e.key.Value)
 		index, ok := fields[e.key.Value]
 		if !ok {
@@ -227,13 +230,13 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		v.Set(reflect.MakeMap(t))
 	}
 	for _, e := range d.entries(n, path) {
+		if d.skip[e.key] {
+			continue // a key whose ${VAR} failed: reported as such
+		}
 		p := join(path, e.key.Value)
 		k := reflect.New(t.Key()).Elem()
 		if err := e.key.Decode(k.Addr().Interface()); err != nil || !k.Comparable() {
 			d.fail(e.key, p, "", "got %s, want a key that is %s", d.describeNode(e.key), describeType(t.Key()))
-			continue
-		}
-		if d.skip[e.key] {
 			continue
 		}
 		if isNull(e.value) && v.MapIndex(k).IsValid() {

@@ -107,6 +107,25 @@ func (ps Problems) sort() {
 	})
 }
 
+// dedup removes repeated problems (the same text at the same line, as
+// when two checks find the same thing), keeping the first.
+func (ps Problems) dedup() Problems {
+	type key struct {
+		line       int
+		path, text string
+	}
+	seen := make(map[key]bool, len(ps))
+	out := ps[:0]
+	for _, p := range ps {
+		k := key{p.Line, p.Path, p.Error()}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // leaves flattens the tree of joined errors err into its leaves.
 func leaves(err error, out []error) []error {
 	if err == nil {
