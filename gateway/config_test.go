@@ -136,11 +136,15 @@ log:
   level: loud
 params:
   source: http
+tracing:
+  enabled: true
 `
 
 // TestCheckConfigReportsEveryProblemOnce: decoding problems do not hide
 // validation problems of other sections; each problem comes once, with
-// its path and line (a missing key at its section's), sorted by line.
+// its path and line (a missing key at its section's), sorted by line. A
+// section whose Validate returns plain errors would fail the check that
+// every problem has a line.
 func TestCheckConfigReportsEveryProblemOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "broken.yaml")
 	if err := os.WriteFile(path, []byte(brokenConfig), 0o600); err != nil {
@@ -158,6 +162,7 @@ func TestCheckConfigReportsEveryProblemOnce(t *testing.T) {
 		`line 27: auth.api_keys.keys[0].expires: got "next year", want a timestamp (RFC 3339, e.g. 2027-01-01T00:00:00Z)`,
 		`line 29: log.level: must be debug, info, warn or error, got "loud"`,
 		`line 30: params.http.url: required with source http`,
+		`line 32: tracing.endpoint: required when tracing is enabled (e.g. http://otel-collector:4318)`,
 	}
 	for _, tc := range []struct {
 		name string
