@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/rivet-gateway/rivet-gateway/config"
 )
 
 // Config is the actors: section: how actor ids are resolved.
@@ -58,11 +60,12 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports every problem in c, each with its YAML path under path.
+// Validate reports every problem in c, each a *config.PathError naming its
+// YAML path under path.
 func (c *Config) Validate(path string) error {
 	var errs []error
 	add := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s.%s: %s", path, key, fmt.Sprintf(format, args...)))
+		errs = append(errs, config.Errorf(path+"."+key, format, args...))
 	}
 	if len(c.Namespaces) == 0 {
 		add("namespaces", "list at least one namespace (ids are looked up there)")

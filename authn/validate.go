@@ -11,22 +11,24 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rivet-gateway/rivet-gateway/config"
 	"github.com/rivet-gateway/rivet-gateway/rivet"
 )
 
 // maxLeeway bounds JWTConfig.Leeway: more is a misconfiguration, not skew.
 const maxLeeway = 5 * time.Minute
 
-// problems collects Validate's findings, each prefixed with its YAML path.
+// problems collects Validate's findings, each a *config.PathError.
 type problems []error
 
 func (p *problems) add(path, format string, args ...any) {
-	*p = append(*p, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	*p = append(*p, config.Errorf(path, format, args...))
 }
 
-// Validate reports every problem in c at once (errors.Join), each naming
-// its YAML path below path, e.g. "auth.jwt.issuers[1].jwks_url: must be
-// https". It reads no files and makes no requests; New does that.
+// Validate reports every problem in c at once (errors.Join), each a
+// *config.PathError naming its YAML path below path, e.g.
+// "auth.jwt.issuers[1].jwks_url: must be https". It reads no files and
+// makes no requests; New does that.
 func (c *Config) Validate(path string) error {
 	var p problems
 	c.validateSources(&p, path)

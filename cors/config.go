@@ -2,10 +2,10 @@ package cors
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/rivet-gateway/rivet-gateway/config"
 	"github.com/rivet-gateway/rivet-gateway/rivet"
 )
 
@@ -101,7 +101,8 @@ func DefaultConfig() Config {
 }
 
 // Validate checks c without changing it and returns every problem at once,
-// each naming its YAML path under path (e.g. "cors.allowed_origins[2]: ...").
+// each a *config.PathError naming its YAML path under path (e.g.
+// "cors.allowed_origins[2]: ...").
 func (c *Config) Validate(path string) error {
 	field := func(name string) string {
 		if path == "" {
@@ -111,7 +112,7 @@ func (c *Config) Validate(path string) error {
 	}
 	var errs []error
 	add := func(p, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{p}, args...)...))
+		errs = append(errs, config.Errorf(p, format, args...))
 	}
 
 	for i, o := range c.AllowedOrigins {

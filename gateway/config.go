@@ -166,21 +166,61 @@ func DefaultConfig() Config {
 	}
 }
 
-// LoadConfig reads the file at path over the defaults and validates it.
-// The error lists every problem.
+// LoadConfig reads the file at path over the defaults and validates it,
+// opening every file it references. The error is config.Problems, every
+// problem of the file each once with its YAML path and line, or the
+// reason the file could not be read or parsed.
 func LoadConfig(path string) (Config, error) {
-	cfg := DefaultConfig()
-	if err := config.Load(path, &cfg); err != nil {
-		return cfg, err
-	}
-	return cfg, cfg.Validate()
+	return CheckConfig(path, CheckOptions{})
 }
 
-// Validate reports every problem in cfg, each with its YAML path.
+// CheckOptions changes what CheckConfig checks.
+type CheckOptions struct {
+	// SkipFiles leaves out opening the files the configuration references
+	// (every *_file key, auth.api_keys.file, params.http.header_files):
+	// for checking a configuration without its secrets, e.g. in the CI of
+	// the repository holding it. Everything else is checked.
+	SkipFiles bool
+}
+
+// CheckConfig is LoadConfig with options: it decodes what it can of the
+// file at path over the defaults, validates what was decoded, and returns
+// the problems of both stages together (see config.Check).
+func CheckConfig(path string, opts CheckOptions) (Config, error) {
+	cfg := DefaultConfig()
+	err := config.Load(path, &cfg, func() error { return cfg.validate(!opts.SkipFiles) })
+	return cfg, err
+}
+
+// Validate reports every problem in cfg, each a *config.PathError naming
+// its YAML path. It opens every file cfg references, so that a missing
+// secret is found before a deployment does.
 func (c *Config) Validate() error {
+	return c.validate(true)
+}
+
+// FileRef is a file the configuration references, and the YAML path
+// naming it.
+type FileRef struct {
+	Path string // e.g. "upstream.token_file"
+	File string
+}
+
+// Files lists the files c references (see CheckOptions.SkipFiles), in
+// the order of Config's fields.
+func (c *Config) Files() []FileRef {
+	refs := fileRefs(*c)
+	out := make([]FileRef, len(refs))
+	for i, r := range refs {
+		out[i] = FileRef{Path: r.path, File: r.file}
+	}
+	return out
+}
+
+func (c *Config) validate(checkFiles bool) error {
 	var errs []error
 	bad := func(path, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{path}, a...)...))
+		errs = append(errs, config.Errorf(path, format, a...))
 	}
 	checkAddr := func(path, addr string) {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
@@ -198,11 +238,15 @@ func (c *Config) Validate() error {
 		bad("server.tls_cert_file", "tls_cert_file and tls_key_file go together")
 	}
 	// Every referenced file must be readable now, so -check catches a
-	// missing secret before a deployment does.
-	for _, f := range fileRefs(*c) {
-		if fh, err := os.Open(f.file); err != nil {
-			bad(f.path, "%v", err)
-		} else {
+	// missing secret before a deployment does (unless -skip-files: the
+	// secrets are not where the check runs).
+	if checkFiles {
+		for _, f := range fileRefs(*c) {
+			fh, err := os.Open(f.file)
+			if err != nil {
+				bad(f.path, "%w", err)
+				continue
+			}
 			fh.Close()
 		}
 	}

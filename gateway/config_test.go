@@ -1,9 +1,13 @@
 package gateway
 
 import (
+	"errors"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +145,130 @@ server:
 	}
 	if strings.Contains(w, "trusted_proxies[1]") {
 		t.Errorf("10.0.0.0/8 warned about:\n%s", w)
+	}
+}
+
+// brokenConfig has problems of every kind in most sections: unknown key,
+// wrong types (a duration and a timestamp), invalid values, a missing
+// file, a key required by another's value.
+const brokenConfig = `server:
+  listen: "nonsense"
+  read_timeout: 30
+  lissen: ":1"
+upstream:
+  url: "ftp://engine"
+  ca_file: /nonexistent/ca.pem
+  websocket:
+    read_limit: -1
+cors:
+  allowed_origins: ["*"]
+auth:
+  jwt:
+    issuers:
+      - name: a
+        issuer: https://a.example/
+        algorithms: [RS256]
+        jwks_url: https://a.example/jwks
+      - name: b
+        issuer: https://b.example/
+        algorithms: [RS256]
+        jwks_url: http://b.example/jwks
+  api_keys:
+    keys:
+      - id: billing
+        sha256: "3f0a3f0a3f0a3f0a3f0a3f0a3f0a3f0a3f0a3f0a3f0a3f0a3f0a3f0a3f0a3f0a"
+        expires: next year
+log:
+  level: loud
+params:
+  source: http
+tracing:
+  enabled: true
+`
+
+// TestCheckConfigReportsEveryProblemOnce: decoding problems do not hide
+// validation problems of other sections; each problem comes once, with
+// its path and line (a missing key at its section's), sorted by line. A
+// section whose Validate returns plain errors would fail the check that
+// every problem has a line.
+func TestCheckConfigReportsEveryProblemOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "broken.yaml")
+	if err := os.WriteFile(path, []byte(brokenConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`line 2: server.listen: not a host:port address: address nonsense: missing port in address`,
+		`line 3: server.read_timeout: got 30, want a duration (write durations as "30s", "5m")`,
+		`line 4: server.lissen: unknown key "lissen"`,
+		`line 6: upstream.url: scheme must be http or https, got "ftp"`,
+		`line 7: upstream.ca_file: open /nonexistent/ca.pem: no such file or directory`,
+		`line 9: upstream.websocket.read_limit: must be positive`,
+		`line 11: cors.allowed_origins[0]: "*" cannot be used with allow_credentials (browsers reject it): list the origins, or set allow_credentials: false`,
+		`line 22: auth.jwt.issuers[1].jwks_url: must be https (http is allowed only for loopback hosts)`,
+		`line 27: auth.api_keys.keys[0].expires: got "next year", want a timestamp (RFC 3339, e.g. 2027-01-01T00:00:00Z)`,
+		`line 29: log.level: must be debug, info, warn or error, got "loud"`,
+		`line 30: params.http.url: required with source http`,
+		`line 32: tracing.endpoint: required when tracing is enabled (e.g. http://otel-collector:4318)`,
+	}
+	for _, tc := range []struct {
+		name string
+		opts CheckOptions
+		want []string
+	}{
+		{"files opened", CheckOptions{}, want},
+		{"files skipped", CheckOptions{SkipFiles: true}, slices.Delete(slices.Clone(want), 4, 5)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := CheckConfig(path, tc.opts)
+			var ps config.Problems
+			if !errors.As(err, &ps) {
+				t.Fatalf("got %v, want config.Problems", err)
+			}
+			if got := strings.Split(ps.Error(), "\n"); !slices.Equal(got, tc.want) {
+				t.Errorf("problems:\ngot\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
+			}
+			for _, p := range ps {
+				if p.Path == "" || p.Line == 0 {
+					t.Errorf("%v: got path %q, line %d; want both", p, p.Path, p.Line)
+				}
+			}
+		})
+	}
+}
+
+// TestCheckConfigSkipFiles: without the secret files, everything else is
+// still checked, and Files names what was not.
+func TestCheckConfigSkipFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	doc := `upstream:
+  url: http://engine:6420
+  token_file: /var/run/secrets/rivet/token
+auth:
+  api_keys:
+    file: /etc/rivet-gateway/api-keys.yaml
+params:
+  source: http
+  http:
+    url: https://params.example/
+    header_files: {Authorization: /secrets/params/authorization}
+`
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("LoadConfig: got %v, want the missing files", err)
+	}
+	cfg, err := CheckConfig(path, CheckOptions{SkipFiles: true})
+	if err != nil {
+		t.Fatalf("CheckConfig with SkipFiles: %v", err)
+	}
+	want := []FileRef{
+		{"upstream.token_file", "/var/run/secrets/rivet/token"},
+		{"auth.api_keys.file", "/etc/rivet-gateway/api-keys.yaml"},
+		{"params.http.header_files.Authorization", "/secrets/params/authorization"},
+	}
+	if got := cfg.Files(); !slices.Equal(got, want) {
+		t.Errorf("Files() = %v, want %v", got, want)
 	}
 }

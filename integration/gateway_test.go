@@ -280,7 +280,11 @@ func TestGatewayShutdownClosesWebSockets(t *testing.T) {
 	}
 }
 
-// TestCheckListsEveryProblem runs -check on a broken config.
+// TestCheckListsEveryProblem runs the built binary's -check on a broken
+// config: one pass, every problem once with its path and line (an unknown
+// key and a type error no longer hide the rest), exit 1; -skip-files
+// leaves out the missing file and says so; a stray argument is a usage
+// error; the example config passes.
 func TestCheckListsEveryProblem(t *testing.T) {
 	bin := harness.BuildGateway(t)
 	dir := t.TempDir()
@@ -288,8 +292,11 @@ func TestCheckListsEveryProblem(t *testing.T) {
 	broken := `
 server:
   listen: "nonsense"
+  lissen: ":1"
+  read_timeout: 30
 upstream:
   url: "ftp://engine"
+  ca_file: /nonexistent/ca.pem
   websocket:
     read_limit: -1
 cors:
@@ -298,25 +305,59 @@ cors:
 log:
   level: loud
 `
-	// An unknown key stops decoding: it is reported alone, with its line.
-	os.WriteFile(cfg, []byte(strings.Replace(broken, "  listen: \"nonsense\"\n", "  listen: \"nonsense\"\n  lissen: \":1\"\n", 1)), 0o600)
-	out, err := exec.Command(bin, "-config", cfg, "-check").CombinedOutput()
-	var ee *exec.ExitError
-	if err == nil || !errorsAs(err, &ee) || ee.ExitCode() == 0 {
-		t.Fatalf("-check on a broken config: err = %v, want a non-zero exit\n%s", err, out)
+	if err := os.WriteFile(cfg, []byte(broken), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(string(out), `line 4: server.lissen: unknown key "lissen"`) {
-		t.Fatalf("output lacks the unknown key with its line:\n%s", out)
+	check := func(args ...string) (string, int) {
+		t.Helper()
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !errorsAs(err, &ee) {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if ee != nil {
+			return string(out), ee.ExitCode()
+		}
+		return string(out), 0
 	}
-
-	// Without it, every invalid value is reported at once with its path.
-	os.WriteFile(cfg, []byte(broken), 0o600)
-	out, _ = exec.Command(bin, "-config", cfg, "-check").CombinedOutput()
-	for _, want := range []string{"server.listen:", "upstream.url:", "upstream.websocket.read_limit:", "cors.allowed_origins", "log.level:", "auth"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("-check output lacks %q:\n%s", want, out)
+	problems := []string{
+		"  line 3: server.listen: not a host:port address",
+		`  line 4: server.lissen: unknown key "lissen"`,
+		`  line 5: server.read_timeout: got 30, want a duration (write durations as "30s", "5m")`,
+		"  line 7: upstream.url: scheme must be http or https",
+		"  line 8: upstream.ca_file: open /nonexistent/ca.pem",
+		"  line 10: upstream.websocket.read_limit: must be positive",
+		"  line 12: cors.allowed_origins[0]:",
+		"  line 15: log.level:",
+		"  auth: no credential can ever be valid", // not in the file: no line, last
+	}
+	out, code := check("-config", cfg, "-check")
+	if code != 1 || !strings.Contains(out, "invalid configuration, 9 problems:") {
+		t.Errorf("-check: exit %d, want 1 and 9 problems:\n%s", code, out)
+	}
+	at := 0
+	for _, want := range problems {
+		if n := strings.Count(out, want); n != 1 {
+			t.Errorf("-check output has %q %d times, want once:\n%s", want, n, out)
+			continue
+		}
+		if i := strings.Index(out, want); i < at {
+			t.Errorf("-check output has %q out of line order:\n%s", want, out)
+		} else {
+			at = i
 		}
 	}
+
+	out, code = check("-config", cfg, "-check", "-skip-files")
+	if code != 1 || strings.Contains(out, "open /nonexistent") || !strings.Contains(out, "invalid configuration, 8 problems:") ||
+		!strings.Contains(out, "1 referenced file not checked (-skip-files):\n  upstream.ca_file: /nonexistent/ca.pem") {
+		t.Errorf("-check -skip-files: exit %d, want 1, 8 problems and the file not checked:\n%s", code, out)
+	}
+
+	if out, code = check("-config", cfg, "-check", "extra"); code != 2 || !strings.Contains(out, `unexpected argument "extra"`) {
+		t.Errorf("-check with an extra argument: exit %d, want 2 and the usage:\n%s", code, out)
+	}
+
 	good := filepath.Join("..", "config.example.yaml")
 	cmd := exec.Command(bin, "-config", good, "-check")
 	cmd.Env = append(os.Environ(), "JWT_SECRET=0123456789abcdef0123456789abcdef")

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/rivet-gateway/rivet-gateway/config"
 )
 
 // Config is the `metrics:` section.
@@ -26,23 +28,23 @@ func DefaultConfig() Config {
 	return Config{Enabled: true, Path: "/metrics"}
 }
 
-// Validate reports every problem in c, each prefixed with path (the
-// section's YAML path, e.g. "metrics").
+// Validate reports every problem in c, each a *config.PathError under path
+// (the section's YAML path, e.g. "metrics").
 func (c *Config) Validate(path string) error {
 	var errs []error
 	if !strings.HasPrefix(c.Path, "/") {
-		errs = append(errs, fmt.Errorf("%s.path: must start with /, got %q", path, c.Path))
+		errs = append(errs, config.Errorf(path+".path", "must start with /, got %q", c.Path))
 	}
 	if c.Path == "/healthz" || c.Path == "/readyz" {
-		errs = append(errs, fmt.Errorf("%s.path: %q is taken by a probe", path, c.Path))
+		errs = append(errs, config.Errorf(path+".path", "%q is taken by a probe", c.Path))
 	}
 	seen := map[string]bool{}
 	for i, n := range c.ActorNames {
 		switch {
 		case n == "" || n == labelOther || n == labelNone:
-			errs = append(errs, fmt.Errorf("%s.actor_names[%d]: %q is not a usable actor name", path, i, n))
+			errs = append(errs, config.Errorf(fmt.Sprintf("%s.actor_names[%d]", path, i), "%q is not a usable actor name", n))
 		case seen[n]:
-			errs = append(errs, fmt.Errorf("%s.actor_names[%d]: duplicate %q", path, i, n))
+			errs = append(errs, config.Errorf(fmt.Sprintf("%s.actor_names[%d]", path, i), "duplicate %q", n))
 		}
 		seen[n] = true
 	}
@@ -68,14 +70,14 @@ func DefaultAccessLogConfig() AccessLogConfig {
 	return AccessLogConfig{Enabled: true, Sample: 1, Level: "info"}
 }
 
-// Validate reports every problem in c, each prefixed with path.
+// Validate reports every problem in c, each a *config.PathError under path.
 func (c *AccessLogConfig) Validate(path string) error {
 	var errs []error
 	if c.Sample < 0 || c.Sample > 1 {
-		errs = append(errs, fmt.Errorf("%s.sample: must be within 0..1, got %v", path, c.Sample))
+		errs = append(errs, config.Errorf(path+".sample", "must be within 0..1, got %v", c.Sample))
 	}
 	if _, err := parseLevel(c.Level); err != nil {
-		errs = append(errs, fmt.Errorf("%s.level: %w", path, err))
+		errs = append(errs, config.Errorf(path+".level", "%w", err))
 	}
 	return errors.Join(errs...)
 }

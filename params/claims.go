@@ -10,6 +10,7 @@ import (
 	"text/template"
 	"text/template/parse"
 
+	"github.com/rivet-gateway/rivet-gateway/config"
 	"github.com/rivet-gateway/rivet-gateway/rivet"
 )
 
@@ -90,7 +91,7 @@ func compileNode(v any, path string, errs *[]error) *mnode {
 			n.kids = append(n.kids, compileNode(t[k], path+"."+k, errs))
 			ek, err := marshal(k)
 			if err != nil {
-				*errs = append(*errs, fmt.Errorf("%s: key %q: %v", path, k, err))
+				*errs = append(*errs, config.Errorf(path, "key %q: %v", k, err))
 			}
 			n.encKeys = append(n.encKeys, ek)
 		}
@@ -100,7 +101,7 @@ func compileNode(v any, path string, errs *[]error) *mnode {
 		for k, e := range t {
 			ks, ok := k.(string)
 			if !ok {
-				*errs = append(*errs, fmt.Errorf("%s: key %v is not a string", path, k))
+				*errs = append(*errs, config.Errorf(path, "key %v is not a string", k))
 				continue
 			}
 			m[ks] = e
@@ -124,7 +125,7 @@ func literal(v any, path string, errs *[]error) *mnode {
 			return &mnode{kind: nodeLiteral, path: path, lit: raw}
 		}
 	}
-	*errs = append(*errs, fmt.Errorf("%s: %v", path, err))
+	*errs = append(*errs, config.Errorf(path, "%v", err))
 	return &mnode{kind: nodeLiteral, path: path, lit: json.RawMessage("null")}
 }
 
@@ -135,7 +136,7 @@ func newTemplate(path, text string) (*template.Template, error) {
 func compileTemplate(text, path string, errs *[]error) *mnode {
 	t, err := newTemplate(path, text)
 	if err != nil {
-		*errs = append(*errs, fmt.Errorf("%s: %v", path, err))
+		*errs = append(*errs, config.Errorf(path, "%v", err))
 		return &mnode{kind: nodeLiteral, path: path, lit: json.RawMessage("null")}
 	}
 	for _, f := range unknownFields(t.Tree.Root) {

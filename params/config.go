@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rivet-gateway/rivet-gateway/config"
 	"github.com/rivet-gateway/rivet-gateway/rivet"
 )
 
@@ -222,13 +223,14 @@ func setDefault[T comparable](v *T, def T) {
 	}
 }
 
-// Validate reports every problem in c at once, each prefixed with its YAML
-// path under path (e.g. "params.http.url: required with source http"). It
-// reads no files: New reports unreadable CA or certificate files.
+// Validate reports every problem in c at once, each a *config.PathError
+// naming its YAML path under path (e.g. "params.http.url: required with
+// source http"). It reads no files: New reports unreadable CA or
+// certificate files.
 func (c *Config) Validate(path string) error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s.%s: %s", path, field, fmt.Sprintf(format, args...)))
+		errs = append(errs, config.Errorf(path+"."+field, format, args...))
 	}
 	cfg := c.withDefaults()
 

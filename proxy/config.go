@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/rivet-gateway/rivet-gateway/config"
 )
 
 // Config is the `upstream:` section: the Rivet Engine endpoint every route
@@ -124,12 +125,13 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports every problem, each prefixed with its YAML path under
-// path (e.g. "upstream").
+// Validate reports every problem, each a *config.PathError under path
+// (e.g. "upstream.url"). It reads no files: New reports an unreadable
+// CAFile, and the gateway's validation opens every referenced file.
 func (c *Config) Validate(path string) error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s.%s: "+format, append([]any{path, key}, a...)...))
+		errs = append(errs, config.Errorf(path+"."+key, format, a...))
 	}
 	if c.Token != "" && c.TokenFile != "" {
 		bad("token_file", "token and token_file are exclusive")
@@ -144,11 +146,6 @@ func (c *Config) Validate(path string) error {
 		bad("url", "has no host")
 	} else if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		bad("url", "must not carry a query, fragment or user info")
-	}
-	if c.CAFile != "" {
-		if _, err := os.Stat(c.CAFile); err != nil {
-			bad("ca_file", "%v", err)
-		}
 	}
 	nonNeg := func(key string, d time.Duration) {
 		if d < 0 {

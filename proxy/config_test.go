@@ -16,7 +16,6 @@ func TestConfigValidate(t *testing.T) {
 
 	bad := DefaultConfig()
 	bad.URL = "ws://engine"
-	bad.CAFile = filepath.Join(t.TempDir(), "missing.pem")
 	bad.DialTimeout = -1
 	bad.MaxIdleConns = -1
 	bad.MaxRequestBodyBytes = -1
@@ -30,7 +29,6 @@ func TestConfigValidate(t *testing.T) {
 	}
 	for _, want := range []string{
 		"upstream.url: scheme must be http or https",
-		"upstream.ca_file:",
 		"upstream.dial_timeout: must not be negative",
 		"upstream.max_idle_conns: must not be negative",
 		"upstream.max_request_body_bytes: must not be negative",

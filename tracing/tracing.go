@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rivet-gateway/rivet-gateway/config"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -64,26 +65,26 @@ func DefaultConfig() Config {
 	return Config{SampleRatio: 1, ServiceName: "rivet-gateway", Timeout: 10 * time.Second}
 }
 
-// Validate reports every problem, each with its YAML path under path.
+// Validate reports every problem, each a *config.PathError under path.
 func (c *Config) Validate(path string) error {
 	var errs []error
 	if c.Enabled {
 		u, err := url.Parse(c.Endpoint)
 		switch {
 		case c.Endpoint == "":
-			errs = append(errs, fmt.Errorf("%s.endpoint: required when tracing is enabled (e.g. http://otel-collector:4318)", path))
+			errs = append(errs, config.Errorf(path+".endpoint", "required when tracing is enabled (e.g. http://otel-collector:4318)"))
 		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-			errs = append(errs, fmt.Errorf("%s.endpoint: want an http(s) URL, got %q", path, c.Endpoint))
+			errs = append(errs, config.Errorf(path+".endpoint", "want an http(s) URL, got %q", c.Endpoint))
 		}
 	}
 	if c.SampleRatio < 0 || c.SampleRatio > 1 {
-		errs = append(errs, fmt.Errorf("%s.sample_ratio: must be between 0 and 1", path))
+		errs = append(errs, config.Errorf(path+".sample_ratio", "must be between 0 and 1"))
 	}
 	if c.ServiceName == "" {
-		errs = append(errs, fmt.Errorf("%s.service_name: must not be empty", path))
+		errs = append(errs, config.Errorf(path+".service_name", "must not be empty"))
 	}
 	if c.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("%s.timeout: must be positive", path))
+		errs = append(errs, config.Errorf(path+".timeout", "must be positive"))
 	}
 	return errors.Join(errs...)
 }

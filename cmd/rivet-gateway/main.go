@@ -3,9 +3,13 @@
 // authenticates each request and WebSocket, and injects server-side
 // connection params.
 //
-//	rivet-gateway -config config.yaml         run
-//	rivet-gateway -config config.yaml -check  validate the config, print warnings, and exit
-//	rivet-gateway -version                    print the version
+//	rivet-gateway -config config.yaml                      run
+//	rivet-gateway -config config.yaml -check               check the config: every problem, then warnings
+//	rivet-gateway -config config.yaml -check -skip-files   the same without opening referenced files
+//	rivet-gateway -version                                 print the version
+//
+// Exit codes: 0 valid (warnings allowed) or stopped cleanly, 1 invalid
+// configuration or failure, 2 bad command line.
 package main
 
 import (
@@ -23,6 +27,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/rivet-gateway/rivet-gateway/config"
 	"github.com/rivet-gateway/rivet-gateway/gateway"
 	"github.com/rivet-gateway/rivet-gateway/proxy"
 )
@@ -31,38 +36,60 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// Exit codes of run.
+const (
+	exitOK      = 0
+	exitInvalid = 1 // an invalid configuration, or the gateway failed
+	exitUsage   = 2
+)
+
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rivet-gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "config.yaml", "path to the YAML configuration file")
-	check := fs.Bool("check", false, "validate the configuration, print every problem, and exit")
+	check := fs.Bool("check", false, "check the configuration, print every problem and then the warnings, and exit: 0 valid, 1 invalid")
+	skipFiles := fs.Bool("skip-files", false, "with -check: do not open the files the configuration references (*_file keys,\napi_keys.file, header_files), e.g. in the CI of a config repository without the secrets;\neverything else is checked")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() { usage(fs) }
 	if err := fs.Parse(args); err != nil {
-		return 2
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage // flag printed the error and the usage
+	}
+	if fs.NArg() > 0 {
+		// flag stops at the first argument that is not a flag, so
+		// "rivet-gateway config.yaml -check" would run the gateway with
+		// the default config and ignore -check.
+		hint := ""
+		if a := fs.Arg(0); strings.HasSuffix(a, ".yaml") || strings.HasSuffix(a, ".yml") {
+			hint = fmt.Sprintf(" (did you mean -config %s?)", a)
+		}
+		fmt.Fprintf(stderr, "unexpected argument %q%s: rivet-gateway takes flags only, before any argument\n", fs.Arg(0), hint)
+		fs.Usage()
+		return exitUsage
+	}
+	if *skipFiles && !*check {
+		fmt.Fprintln(stderr, "-skip-files goes with -check: the gateway needs its files to run")
+		fs.Usage()
+		return exitUsage
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, "rivet-gateway", buildVersion())
-		return 0
+		return exitOK
 	}
-	cfg, err := gateway.LoadConfig(*configPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: invalid configuration:\n", *configPath)
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(stderr, "  %s\n", line)
-		}
-		return 1
-	}
+	cfg, err := gateway.CheckConfig(*configPath, gateway.CheckOptions{SkipFiles: *skipFiles})
 	if *check {
-		fmt.Fprintf(stdout, "%s: configuration is valid\n", *configPath)
-		for _, w := range cfg.Warnings() {
-			fmt.Fprintf(stdout, "  warning: %s\n", w)
-		}
-		return 0
+		return report(*configPath, cfg, err, *skipFiles, stdout, stderr)
+	}
+	if err != nil {
+		printProblems(stderr, *configPath, err)
+		return exitInvalid
 	}
 	logger, err := gateway.NewLogger(cfg.Log, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		return 1
+		return exitInvalid
 	}
 	// koding/websocketproxy logs through the standard logger.
 	log.SetFlags(0)
@@ -70,9 +97,86 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	if err := serve(*configPath, cfg, logger); err != nil {
 		logger.Error("gateway stopped", "error", err)
-		return 1
+		return exitInvalid
 	}
-	return 0
+	return exitOK
+}
+
+func usage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprint(w, `Usage:
+  rivet-gateway [-config FILE]                        run the gateway
+  rivet-gateway [-config FILE] -check [-skip-files]   check the configuration and exit
+  rivet-gateway -version                              print the version and exit
+
+Exit codes: 0 valid (warnings allowed), 1 invalid configuration or failure, 2 bad command line.
+
+Flags:
+`)
+	fs.PrintDefaults()
+}
+
+// report prints what -check found: every problem (each once, with its
+// path and line, sorted by line), then the warnings, then the files left
+// unchecked by -skip-files. A valid configuration goes to stdout, an
+// invalid one to stderr, all of it in one stream so it reads in order.
+func report(path string, cfg gateway.Config, err error, skippedFiles bool, stdout, stderr io.Writer) int {
+	var ps config.Problems
+	if err != nil && !errors.As(err, &ps) {
+		// Unreadable, or not YAML: nothing was decoded, so there is
+		// nothing to warn about.
+		printProblems(stderr, path, err)
+		return exitInvalid
+	}
+	w, code := stdout, exitOK
+	warnings := cfg.Warnings()
+	if err != nil {
+		w, code = stderr, exitInvalid
+		printProblems(w, path, err)
+	} else {
+		fmt.Fprintf(w, "%s: configuration is valid%s\n", path, count(len(warnings), ", with %d warning"))
+	}
+	for _, s := range warnings {
+		fmt.Fprintf(w, "  warning: %s\n", s)
+	}
+	if skippedFiles {
+		files := cfg.Files()
+		if len(files) == 0 {
+			fmt.Fprintf(w, "%s: references no files (-skip-files skipped none)\n", path)
+		} else {
+			fmt.Fprintf(w, "%s: %s not checked (-skip-files):\n", path, count(len(files), "%d referenced file"))
+		}
+		for _, f := range files {
+			fmt.Fprintf(w, "  %s: %s\n", f.Path, f.File)
+		}
+	}
+	return code
+}
+
+// printProblems prints err, the problems of the file at path, one per
+// line.
+func printProblems(w io.Writer, path string, err error) {
+	var ps config.Problems
+	if errors.As(err, &ps) {
+		fmt.Fprintf(w, "%s: invalid configuration, %s:\n", path, count(len(ps), "%d problem"))
+	} else {
+		fmt.Fprintf(w, "%s: invalid configuration:\n", path)
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(w, "  %s\n", line)
+	}
+}
+
+// count formats n with format (one %d) and an "s" when n is not 1; "" for
+// 0.
+func count(n int, format string) string {
+	switch n {
+	case 0:
+		return ""
+	case 1:
+		return fmt.Sprintf(format, n)
+	}
+	return fmt.Sprintf(format, n) + "s"
 }
 
 // reloadOn reloads g from path on SIGHUP and, when watch is set, when the
