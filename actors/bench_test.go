@@ -30,17 +30,7 @@ func benchID(r *rand.Rand) string {
 	for i := 1; i < len(v); i++ {
 		v[i] = byte(r.Uint32())
 	}
-	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-	out := make([]byte, 30)
-	for i := range out {
-		rem := 0
-		for j := len(v) - 1; j >= 0; j-- {
-			x := rem<<8 | int(v[j])
-			v[j], rem = byte(x/36), x%36
-		}
-		out[i] = digits[rem]
-	}
-	return string(out)
+	return rivet.FormatActorID(v)
 }
 
 // BenchmarkResolveCached: an id the resolver has seen (the common case:

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/rivet-gateway/rivet-gateway/rivet"
 )
 
 // Workloads the loader runs. Every loop is bounded by the run's duration.
@@ -218,25 +219,14 @@ func buildRequest(c client, closeConn bool) []byte {
 // byIDPath is the action of actionPath addressed by actor id.
 func byIDPath(id string) string { return "/gateway/" + id + "/action/increment" }
 
-// randomActorID returns a valid engine actor id: 30 base36 digits, least
-// significant first, of a 19-byte value whose low byte is the version, 1.
+// randomActorID returns a valid engine actor id (version 1).
 func randomActorID(r *rand.Rand) string {
 	var v [19]byte
 	v[0] = 1
 	for i := 1; i < len(v); i++ {
 		v[i] = byte(r.Uint32())
 	}
-	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-	out := make([]byte, 30)
-	for i := range out {
-		rem := 0
-		for j := len(v) - 1; j >= 0; j-- {
-			x := rem<<8 | int(v[j])
-			v[j], rem = byte(x/36), x%36
-		}
-		out[i] = digits[rem]
-	}
-	return string(out)
+	return rivet.FormatActorID(v)
 }
 
 func buildRequestTo(c client, path string, closeConn bool) []byte {

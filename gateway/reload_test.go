@@ -312,15 +312,7 @@ func TestWatchReloadsOnKubernetesVolumeSwap(t *testing.T) {
 	kubeVolume(t, cmDir, 1, map[string]string{"config.yaml": cfgYAML})
 	path := filepath.Join(cmDir, "config.yaml")
 	s := serveFile(t, path)
-	ctx, cancel := context.WithCancel(context.Background())
-	watched := make(chan error, 1)
-	go func() { watched <- s.Watch(ctx, path) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-watched; err != nil {
-			t.Errorf("Watch: %v", err)
-		}
-	})
+	startWatch(t, s, path)
 	if got := s.status(t, keyA); got != http.StatusOK {
 		t.Fatalf("key a at start: %d", got)
 	}
@@ -735,15 +727,7 @@ func TestWatchSeesChangesBeforeItStarts(t *testing.T) {
 			} else {
 				writeFile(t, path, strings.Replace(cfgYAML, "    file: ", "    keys:\n"+"      - {id: b, sha256: "+sha256Hex(keyB)+"}\n    file: ", 1))
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			watched := make(chan error, 1)
-			go func() { watched <- s.Watch(ctx, path) }()
-			t.Cleanup(func() {
-				cancel()
-				if err := <-watched; err != nil {
-					t.Errorf("Watch: %v", err)
-				}
-			})
+			startWatch(t, s, path)
 			deadline := time.Now().Add(10 * time.Second)
 			for got := s.status(t, keyB); got != http.StatusOK; got = s.status(t, keyB) {
 				if time.Now().After(deadline) {
@@ -758,4 +742,18 @@ func TestWatchSeesChangesBeforeItStarts(t *testing.T) {
 func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// startWatch runs s.Watch on path until the test ends.
+func startWatch(t *testing.T, s *served, path string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	watched := make(chan error, 1)
+	go func() { watched <- s.Watch(ctx, path) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-watched; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	})
 }

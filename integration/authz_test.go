@@ -3,7 +3,6 @@ package integration
 import (
 	"bufio"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -459,29 +458,11 @@ func send(t *testing.T, addr string, a attack) (int, string) {
 func firstFrame(t *testing.T, br *bufio.Reader) string {
 	t.Helper()
 	for range 8 {
-		var h [2]byte
-		if _, err := io.ReadFull(br, h[:]); err != nil {
+		op, p, err := readFrame(br)
+		if err != nil {
 			t.Fatalf("read frame: %v", err)
 		}
-		n := uint64(h[1] & 0x7f)
-		switch n {
-		case 126:
-			var l [2]byte
-			io.ReadFull(br, l[:])
-			n = uint64(binary.BigEndian.Uint16(l[:]))
-		case 127:
-			var l [8]byte
-			io.ReadFull(br, l[:])
-			n = binary.BigEndian.Uint64(l[:])
-		}
-		if n > 1<<20 {
-			t.Fatalf("frame of %d bytes", n)
-		}
-		p := make([]byte, n)
-		if _, err := io.ReadFull(br, p); err != nil {
-			t.Fatalf("read frame: %v", err)
-		}
-		switch op := h[0] & 0x0f; {
+		switch {
 		case op == 8:
 			if len(p) < 2 {
 				return "close"

@@ -342,23 +342,12 @@ func engineAnswer(addr string, c diffCase, byCount map[float64]string) engineRep
 func wsAnswer(br *bufio.Reader, byCount map[float64]string) engineReply {
 	a := engineReply{status: http.StatusSwitchingProtocols}
 	for range 4 {
-		var h [2]byte
-		if _, err := io.ReadFull(br, h[:]); err != nil {
-			a.what = "no frame"
+		op, p, err := readFrame(br)
+		if err != nil {
+			a.what = "no frame: " + err.Error()
 			return a
 		}
-		n := int(h[1] & 0x7f)
-		if n == 126 {
-			var l [2]byte
-			io.ReadFull(br, l[:])
-			n = int(l[0])<<8 | int(l[1])
-		}
-		p := make([]byte, n)
-		if _, err := io.ReadFull(br, p); err != nil {
-			a.what = "short frame"
-			return a
-		}
-		switch op := h[0] & 0x0f; {
+		switch {
 		case op == 8:
 			reason := ""
 			if len(p) > 2 {

@@ -56,3 +56,20 @@ func CanonicalActorID(s string) (string, bool) {
 	}
 	return string(b), true
 }
+
+// FormatActorID returns the canonical id of a 19-byte value (version byte
+// first, little-endian), the inverse of CanonicalActorID: 30 base36 digits,
+// least significant first. The version byte is not checked.
+func FormatActorID(v [19]byte) string {
+	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+	out := make([]byte, actorIDLen)
+	for i := range out {
+		rem := 0
+		for j := len(v) - 1; j >= 0; j-- {
+			x := rem<<8 | int(v[j])
+			v[j], rem = byte(x/36), x%36
+		}
+		out[i] = digits[rem]
+	}
+	return string(out)
+}
