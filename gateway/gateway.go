@@ -51,6 +51,7 @@ type Gateway struct {
 	metrics  *metrics.Metrics
 	// tracing is nil when tracing is off (restart-only).
 	tracing *tracing.Tracing
+	opts    Options
 	// clientIP resolves client addresses (server.trusted_proxies, a
 	// restart-only setting).
 	clientIP *clientip.Resolver
@@ -104,6 +105,10 @@ type Options struct {
 	SpanExporter sdktrace.SpanExporter
 	// Version is reported in traces.
 	Version string
+	// WrapUpstream, when set, wraps the transport of the HTTP requests the
+	// gateway sends the engine (after tracing's own wrapping): for
+	// embedding, and for tests that answer in place of an engine.
+	WrapUpstream func(http.RoundTripper) http.RoundTripper
 }
 
 // New builds a gateway from a validated configuration.
@@ -112,7 +117,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Options) (*Gateway, error) {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	g := &Gateway{cfg: cfg, log: logger, registry: prometheus.NewRegistry()}
+	g := &Gateway{cfg: cfg, log: logger, registry: prometheus.NewRegistry(), opts: o}
 	var err error
 	if g.clientIP, err = cfg.Server.clientIPResolver(); err != nil {
 		return nil, err
@@ -242,7 +247,7 @@ func (g *Gateway) build(cfg Config, prev *runtime) (_ *runtime, err error) {
 			OnWebSocketEnd:  metrics.NoteWebSocket,
 			OnUpstream:      metrics.NoteUpstream,
 			OnUpstreamError: metrics.NoteUpstreamError,
-			WrapTransport:   g.tracing.Transport,
+			WrapTransport:   g.wrapUpstream,
 			Tracer:          g.tracing.Tracer(),
 			InjectTrace:     g.injectTrace(),
 		})
@@ -360,6 +365,16 @@ func stamp(ips *clientip.Resolver, next http.Handler) http.Handler {
 		ctx := rivet.WithExchange(r.Context(), &rivet.Exchange{RayID: rivet.NewRayID()})
 		next.ServeHTTP(w, r.WithContext(clientip.WithAddrs(ctx, client, peer)))
 	})
+}
+
+// wrapUpstream wraps the engine transport: tracing's client spans, then
+// Options.WrapUpstream.
+func (g *Gateway) wrapUpstream(rt http.RoundTripper) http.RoundTripper {
+	rt = g.tracing.Transport(rt)
+	if g.opts.WrapUpstream != nil {
+		rt = g.opts.WrapUpstream(rt)
+	}
+	return rt
 }
 
 // injectTrace is the proxy's InjectTrace: nil (pass the client's
