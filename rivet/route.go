@@ -336,20 +336,21 @@ func checkDisguisedRvt(raw string) error {
 // through to the actor untouched.
 func parseRvtQuery(raw string) (rvtQuery, error) {
 	var q rvtQuery
-	var seen []string
+	var seen uint16 // bit i: rvtKeys[i] was read
 	hasMethod, hasNamespace := false, false
 	for part := range strings.SplitSeq(raw, "&") {
 		k, v, _ := strings.Cut(part, "=")
 		if !strings.HasPrefix(k, "rvt-") {
 			continue
 		}
-		if !slices.Contains(rvtKeys, k) {
+		i := slices.Index(rvtKeys, k)
+		if i < 0 {
 			return q, invalid("unknown query gateway parameter " + clip(k))
 		}
-		if slices.Contains(seen, k) {
+		if seen&(1<<i) != 0 {
 			return q, invalid("duplicate " + k)
 		}
-		seen = append(seen, k)
+		seen |= 1 << i
 		if strings.Contains(v, ";") {
 			// Guard keeps ";" in the value; Go's and older query parsers
 			// split or drop the pair there.
