@@ -3,9 +3,10 @@
 // Prints one JSON line (see auth-lib.mjs): what each route returned and what the actor saw.
 //
 // The client holds a namespace token of its own (RIVET_TOKEN, read by createClient), as a client
-// configured for the engine would: it sends it in every carrier RivetKit has (Authorization on
+// configured for the engine would: it sends it in every carrier it uses (Authorization on
 // /actors and /metadata, x-rivet-token on HTTP gateway requests, "@token" in id paths, rvt-token
-// in key queries, the rivet_token. subprotocol), and the gateway must replace it with its own.
+// in key queries; no rivet_token. subprotocol on these routes, measured), and the gateway must
+// replace it with its own.
 // The client authenticates to the gateway with an API key: X-API-Key on HTTP (createClient
 // headers), params.authToken on WebSockets (which cannot carry headers).
 //
