@@ -235,10 +235,14 @@ func (f *tlsFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.requests = append(f.requests, rec)
 	f.mu.Unlock()
 	if status != 0 {
-		// The engine's own shape for a refused token (api.forbidden).
+		// The engine's own shape: api.forbidden for a refused token, as engine 2.3.19 answers.
+		group, code := "api", "forbidden"
+		if status == http.StatusMisdirectedRequest {
+			group, code = "guard", "no_route"
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
-		json.NewEncoder(w).Encode(map[string]any{"group": "api", "code": "forbidden", "message": "Access denied: " + reason})
+		json.NewEncoder(w).Encode(map[string]any{"group": group, "code": code, "message": "Access denied: " + reason})
 		return
 	}
 	f.proxy.ServeHTTP(w, r)
