@@ -3,6 +3,7 @@ package rivetclient
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -154,12 +155,18 @@ func New(endpointURL string, opts ...Option) (*Client, error) {
 }
 
 // dialerFor builds the WebSocket dialer, reusing the HTTP transport's
-// proxy, dialer and TLS settings when it is an *http.Transport.
+// proxy, dialer and TLS settings when it is an *http.Transport. Its TLS
+// config always offers HTTP/1.1 alone: a WebSocket handshake is an
+// HTTP/1.1 upgrade (RFC 6455; gorilla does not speak RFC 8441), and a
+// transport's config usually offers h2 too (net/http adds it to a cloned or
+// used transport), which an HTTP/2-capable server then picks, failing every
+// dial (issue 12).
 func dialerFor(hc *http.Client) *websocket.Dialer {
 	d := &websocket.Dialer{
 		Proxy:            http.ProxyFromEnvironment,
 		HandshakeTimeout: 45 * time.Second,
 		Jar:              hc.Jar,
+		TLSClientConfig:  &tls.Config{},
 	}
 	t, ok := hc.Transport.(*http.Transport)
 	if hc.Transport == nil {
@@ -172,6 +179,7 @@ func dialerFor(hc *http.Client) *websocket.Dialer {
 			d.TLSClientConfig = t.TLSClientConfig.Clone()
 		}
 	}
+	d.TLSClientConfig.NextProtos = []string{"http/1.1"}
 	return d
 }
 

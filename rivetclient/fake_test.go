@@ -77,13 +77,32 @@ type fakeConn struct {
 
 func newFakeEngine(t *testing.T) *fakeEngine {
 	t.Helper()
+	return startFakeEngine(t, false)
+}
+
+// newFakeEngineTLS is newFakeEngine over TLS (httptest's certificate: trust
+// srv.Certificate()), offering h2 and http/1.1 by ALPN like Rivet Cloud or
+// the gateway with a TLS certificate.
+func newFakeEngineTLS(t *testing.T) *fakeEngine {
+	t.Helper()
+	return startFakeEngine(t, true)
+}
+
+func startFakeEngine(t *testing.T, tls bool) *fakeEngine {
+	t.Helper()
 	f := &fakeEngine{
 		t:        t,
 		actors:   map[string]*fakeActor{},
 		conns:    map[*fakeConn]struct{}{},
 		metadata: `{"runtime":"engine","version":"fake"}`,
 	}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serveHTTP))
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serveHTTP))
+	if tls {
+		f.srv.EnableHTTP2 = true
+		f.srv.StartTLS()
+	} else {
+		f.srv.Start()
+	}
 	t.Cleanup(f.close)
 	return f
 }

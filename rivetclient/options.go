@@ -71,7 +71,9 @@ func WithHeader(key, value string) Option {
 
 // WithHTTPClient sets the HTTP client used for every HTTP request (default:
 // a client using http.DefaultTransport). When its Transport is an
-// *http.Transport, WebSocket dials reuse its proxy, dialer and TLS settings.
+// *http.Transport, WebSocket dials reuse its proxy, dialer and TLS settings,
+// except that they offer only HTTP/1.1 by ALPN (a WebSocket handshake is
+// an HTTP/1.1 upgrade), whatever the transport offers.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *config) error {
 		if hc == nil {

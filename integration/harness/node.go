@@ -223,6 +223,7 @@ func nodeEnv(extra map[string]string) []string {
 		"ENC": true, "CHECKS": true, "KEY": true, "PARAMS_JSON": true, "GETPARAMS_JSON": true,
 		"HEADERS_JSON": true, "EXPECT_ERROR": true, "ACTION": true, "ACTION_ARGS_JSON": true,
 		"TIMEOUT_MS": true, "RUN_TIMEOUT_MS": true, "WATCH_PID": true, "READY_TIMEOUT": true,
+		"ENGINE_ADMIN_TOKEN": true,
 	}
 	var env []string
 	for _, kv := range os.Environ() {

@@ -40,7 +40,19 @@ type Upstream struct {
 	Port int
 
 	dir     string // integration/upstream
-	running bool   // start.sh ran since the last stop.sh: processes may exist
+	opts    UpstreamOptions
+	running bool // start.sh ran since the last stop.sh: processes may exist
+}
+
+// UpstreamOptions configures StartUpstreamWith.
+type UpstreamOptions struct {
+	// AdminToken, when set, is required by the engine (its auth.admin_token)
+	// as a hosted engine requires its namespace token: engine 2.3.19 then
+	// refuses its management API (/actors...) without "Authorization: Bearer
+	// <AdminToken>" (403 api.forbidden), while /health, /metadata and the
+	// /gateway/... routes stay open. The actor server presents it when it
+	// connects. Empty (default): the engine requires no token.
+	AdminToken string
 }
 
 // StartUpstream starts a fresh upstream (empty engine state) on a free loopback port group and
@@ -49,7 +61,13 @@ type Upstream struct {
 // integration/upstream/.run/PORT/ and their tail is logged; otherwise that directory is removed.
 func StartUpstream(t testing.TB) *Upstream {
 	t.Helper()
-	u := &Upstream{dir: UpstreamDir(t)}
+	return StartUpstreamWith(t, UpstreamOptions{})
+}
+
+// StartUpstreamWith is StartUpstream with options; a restart (Start) keeps them.
+func StartUpstreamWith(t testing.TB, opts UpstreamOptions) *Upstream {
+	t.Helper()
+	u := &Upstream{dir: UpstreamDir(t), opts: opts}
 	t.Cleanup(func() { u.cleanup(t) })
 	for attempt := 1; ; attempt++ {
 		port, err := reservePorts(0, 1, 10)
@@ -142,11 +160,15 @@ func (u *Upstream) start() error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", filepath.Join(u.dir, "scripts", "start.sh"), strconv.Itoa(u.Port))
 	cmd.Dir = u.dir
-	cmd.Env = nodeEnv(map[string]string{
+	env := map[string]string{
 		// The watchdog stops the stack if this test binary dies without running cleanups.
 		"WATCH_PID":     strconv.Itoa(os.Getpid()),
 		"READY_TIMEOUT": strconv.Itoa(int(upstreamReadyTimeout / time.Second)),
-	})
+	}
+	if u.opts.AdminToken != "" {
+		env["ENGINE_ADMIN_TOKEN"] = u.opts.AdminToken
+	}
+	cmd.Env = nodeEnv(env)
 	// start.sh's children write to their own log files, so its output pipe closes when it
 	// exits; WaitDelay only guards against that assumption breaking.
 	cmd.WaitDelay = 5 * time.Second

@@ -15,6 +15,9 @@
 #        WATCH_PID      if set, a watchdog runs stop.sh as soon as that process is gone
 #                       (the Go harness passes the test binary's PID: no stray engines even
 #                       when the test binary is killed before its cleanups run)
+#        ENGINE_ADMIN_TOKEN  if set, the engine requires it (auth.admin_token: Authorization:
+#                       Bearer on its management API, /actors...), as a hosted engine requires
+#                       its namespace token, and server.mjs presents it (RIVET_TOKEN)
 # exit:  0 ready, 3 one of the ports is taken (pick another), 1 anything else; on failure
 #        whatever was started is stopped again.
 set -euo pipefail
@@ -58,7 +61,11 @@ check_ports() {
 # Same settings rivetkit-core uses for its local dev engine, plus short pegboard/shutdown timers
 # so that actors are scheduled fast and the engine stops within a couple of seconds, and no
 # telemetry (tests stay on loopback).
-env RIVET__TELEMETRY__ENABLED=false \
+TOKEN_ENV=()
+if [ -n "${ENGINE_ADMIN_TOKEN:-}" ]; then
+	TOKEN_ENV=(RIVET__AUTH__ADMIN_TOKEN="$ENGINE_ADMIN_TOKEN")
+fi
+env RIVET__TELEMETRY__ENABLED=false "${TOKEN_ENV[@]}" \
 	RIVET__GUARD__HOST=127.0.0.1 RIVET__GUARD__PORT="$PORT" \
 	RIVET__API_PEER__HOST=127.0.0.1 RIVET__API_PEER__PORT="$((PORT + 1))" \
 	RIVET__METRICS__HOST=127.0.0.1 RIVET__METRICS__PORT="$((PORT + 10))" \
@@ -94,7 +101,11 @@ done
 T1=$(date +%s%N)
 
 # RIVET_ENDPOINT set => rivetkit spawns no engine; RIVET_RUN_SERVICES=0 => no rivet-services.
-RIVET_ENDPOINT="http://127.0.0.1:$PORT" RIVET_RUN_SERVICES=0 RIVETKIT_STORAGE_PATH="$RUN" \
+TOKEN_ENV=()
+if [ -n "${ENGINE_ADMIN_TOKEN:-}" ]; then
+	TOKEN_ENV=(RIVET_TOKEN="$ENGINE_ADMIN_TOKEN")
+fi
+env RIVET_ENDPOINT="http://127.0.0.1:$PORT" RIVET_RUN_SERVICES=0 RIVETKIT_STORAGE_PATH="$RUN" "${TOKEN_ENV[@]}" \
 	node server.mjs </dev/null >"$RUN/server.log" 2>&1 &
 echo $! >"$RUN/server.pid"
 
