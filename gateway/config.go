@@ -248,6 +248,12 @@ func (c *Config) validate(checkFiles bool) error {
 				continue
 			}
 			fh.Close()
+			if f.path == "upstream.token_file" {
+				// A token the proxy cannot send would fail the start.
+				if _, err := resolveUpstream(c.Upstream); err != nil {
+					bad(f.path, "%s", strings.TrimPrefix(err.Error(), f.path+": "))
+				}
+			}
 		}
 	}
 	if c.Server.ReadHeaderTimeout <= 0 {

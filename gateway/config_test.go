@@ -102,6 +102,36 @@ func TestValidateChecksReferencedFiles(t *testing.T) {
 	}
 }
 
+// TestValidateChecksTokenFile: a token file whose content the proxy cannot
+// send (empty, or with a byte that breaks the header or subprotocol it
+// goes in) is reported by -check, without quoting the token.
+func TestValidateChecksTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"empty": "\n", "comma": "s3cr3t,x\n", "space": "s3cr3t x", "good": "pk_0123-abc\r\n"} {
+		t.Run(name, func(t *testing.T) {
+			f := filepath.Join(dir, name)
+			if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c := DefaultConfig()
+			c.Upstream.URL = "http://127.0.0.1:1"
+			c.Upstream.TokenFile = f
+			err := c.Validate()
+			if name == "good" {
+				if err != nil && strings.Contains(err.Error(), "upstream.token_file") {
+					t.Errorf("Validate() = %v, want no upstream.token_file error", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "upstream.token_file: "+f+": ") {
+				t.Errorf("Validate() = %v, want an upstream.token_file error naming the file", err)
+			} else if strings.Contains(err.Error(), "s3cr3t") {
+				t.Errorf("Validate() = %v quotes the token", err)
+			}
+		})
+	}
+}
+
 // TestValidateTrustedProxies: every bad trusted proxy is reported with its
 // YAML path, a bad header by name; trusting every peer is valid but warned
 // about.

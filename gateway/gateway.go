@@ -270,7 +270,8 @@ func logWarnings(logger *slog.Logger, cfg Config) {
 	}
 }
 
-// resolveUpstream reads upstream.token_file into the token.
+// resolveUpstream reads upstream.token_file into the token, which must be
+// one the proxy can send (proxy.CheckToken).
 func resolveUpstream(c proxy.Config) (proxy.Config, error) {
 	if c.TokenFile == "" {
 		return c, nil
@@ -280,8 +281,8 @@ func resolveUpstream(c proxy.Config) (proxy.Config, error) {
 		return c, fmt.Errorf("upstream.token_file: %w", err)
 	}
 	c.Token = strings.TrimRight(string(b), "\r\n")
-	if c.Token == "" {
-		return c, fmt.Errorf("upstream.token_file: %s is empty", c.TokenFile)
+	if err := proxy.CheckToken(c.Token); err != nil {
+		return c, fmt.Errorf("upstream.token_file: %s: %w", c.TokenFile, err)
 	}
 	return c, nil
 }

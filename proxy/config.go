@@ -20,8 +20,12 @@ type Config struct {
 	// Token is the namespace token the gateway owns. When set, tokens sent
 	// by clients (@token in the path, rvt-token, x-rivet-token,
 	// rivet_token. subprotocol, Authorization on /actors and /metadata)
-	// are removed and this token is sent in their place. Empty (default):
-	// client tokens pass through.
+	// are removed and this token is sent in their place, never in a URL:
+	// Authorization: Bearer on the management API and /metadata,
+	// x-rivet-token on /gateway/ HTTP requests, a rivet_token. subprotocol
+	// entry on /gateway/ WebSockets. It must be printable ASCII without
+	// spaces or commas (CheckToken). Empty (default): client tokens pass
+	// through.
 	Token string `yaml:"token"`
 	// TokenFile is a file holding Token (trailing CR/LF trimmed), e.g. a
 	// mounted Kubernetes Secret: read at start and on every reload, so the
@@ -135,6 +139,11 @@ func (c *Config) Validate(path string) error {
 	}
 	if c.Token != "" && c.TokenFile != "" {
 		bad("token_file", "token and token_file are exclusive")
+	}
+	if c.Token != "" {
+		if err := CheckToken(c.Token); err != nil {
+			bad("token", "%v", err)
+		}
 	}
 	if c.URL == "" {
 		bad("url", "is required")

@@ -77,14 +77,13 @@ type Options struct {
 
 // Proxy is the reverse proxy to the engine. It is safe for concurrent use.
 type Proxy struct {
-	cfg       Config
-	opts      Options
-	log       *slog.Logger
-	target    *url.URL
-	basePath  string // target's escaped path without a trailing slash
-	host      string // Host header sent upstream
-	token     string
-	tokenPath string // token escaped for a path segment
+	cfg      Config
+	opts     Options
+	log      *slog.Logger
+	target   *url.URL
+	basePath string // target's escaped path without a trailing slash
+	host     string // Host header sent upstream
+	token    string
 
 	transport    *http.Transport
 	roundTripper http.RoundTripper // transport, wrapped by Options.WrapTransport
@@ -120,8 +119,8 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	if p.host == "" {
 		p.host = target.Host
 	}
-	if p.token != "" {
-		p.tokenPath = strings.ReplaceAll(url.QueryEscape(p.token), "+", "%20")
+	if err := CheckToken(p.token); p.token != "" && err != nil {
+		return nil, fmt.Errorf("upstream.token: %w", err)
 	}
 	p.tlsConfig, err = tlsConfig(cfg, target)
 	if err != nil {
@@ -260,8 +259,12 @@ const smallBodyBytes = 16 << 10
 // upstreamURL returns the engine URL for r: the base URL plus the path the
 // route was read from (byte for byte: what the gateway classified is what
 // the engine reads) and r's query (which authentication may have stripped a
-// credential from), with namespace tokens replaced when the gateway owns
-// them.
+// credential from). When the gateway owns the namespace token, the client's
+// URL carriers (@token, rvt-token) are removed and none is added: the
+// engine reads a URL token before any other (guard's
+// read_gateway_token_for_path_based), so a client's would beat the
+// gateway's, and the gateway's own goes in a header or subprotocol
+// (rewrite, wsDirector), never where access logs keep URLs.
 func (p *Proxy) upstreamURL(r *http.Request, rt *rivet.Route) *url.URL {
 	u := *p.target
 	path, query := rt.RawPath, r.URL.RawQuery
@@ -270,12 +273,7 @@ func (p *Proxy) upstreamURL(r *http.Request, rt *rivet.Route) *url.URL {
 	}
 	if p.token != "" && isGatewayPath(rt) {
 		query = rivet.RemoveQueryParam(query, "rvt-token")
-		if rt.ActorID != "" {
-			path = rt.Path(p.tokenPath)
-		} else {
-			path = rt.Path("")
-			query = rivet.AppendQueryParam(query, "rvt-token", p.token)
-		}
+		path = rt.Path()
 	}
 	escaped := p.basePath + path
 	u.Path, _ = url.PathUnescape(escaped)
@@ -308,6 +306,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		p.opts.InjectTrace(pr.In.Context(), h)
 	}
 	if p.token != "" {
+		// The carriers engine 2.3.19 reads without a URL token: the
+		// management API only Authorization (api-public's auth_middleware),
+		// /gateway/ HTTP x-rivet-token (read_gateway_token_for_path_based).
 		h.Del(rivet.HeaderToken)
 		switch {
 		case rt.Intent.API() || rt.Intent == rivet.IntentMetadata:
@@ -445,6 +446,23 @@ func sameOrigin(r *http.Request) bool {
 	}
 	u, err := url.Parse(origin)
 	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+// CheckToken reports whether token can be sent as the engine reads it
+// without a URL: whole in the x-rivet-token header and in one entry of a
+// comma-separated Sec-WebSocket-Protocol list (rivet_token.<token>, read
+// as is, not decoded). So every byte must be printable ASCII other than a
+// space or a comma. The error never quotes the token.
+func CheckToken(token string) error {
+	if token == "" {
+		return errors.New("is empty")
+	}
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c <= ' ' || c >= 0x7f || c == ',' {
+			return fmt.Errorf("byte %d is not printable ASCII or is a space or comma: the token is sent in the x-rivet-token header and a rivet_token. WebSocket subprotocol", i+1)
+		}
+	}
+	return nil
 }
 
 // OpenWebSockets returns the number of proxied WebSockets in progress.

@@ -45,7 +45,9 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet
 	}
 
 	if p.token != "" {
-		// The gateway owns the namespace token: the client's never goes on.
+		// The gateway owns the namespace token: the client's never goes on
+		// (upstreamURL drops its URL carriers; wsDirector adds the
+		// gateway's own subprotocol entry).
 		r.Header.Del(rivet.HeaderToken)
 		rivet.StripSubprotocols(r.Header, rivet.ProtocolTokenPrefix)
 	}
@@ -198,9 +200,14 @@ var hopHeaders = map[string]bool{
 
 // wsDirector completes the upstream handshake headers: the engine's own
 // Host (hosted engines route on it), end-to-end headers such as the legacy
-// conn-params header and traceparent, and X-Forwarded-For with only the
+// conn-params header and traceparent, X-Forwarded-For with only the
 // client address the gateway resolved, as for HTTP (forwardedFor;
-// websocketproxy would trust the client's list).
+// websocketproxy would trust the client's list), and the gateway's
+// namespace token as a rivet_token. subprotocol entry, the one carrier
+// besides the URL that engine 2.3.19 reads on a /gateway/ WebSocket
+// (read_gateway_token_for_path_based; x-rivet-token is not read there).
+// The engine answers the upgrade with "rivet" whatever was offered, so the
+// entry never reaches the client.
 func (p *Proxy) wsDirector(in *http.Request, out http.Header) {
 	out.Set("Host", p.host)
 	for k, vv := range in.Header {
@@ -218,6 +225,11 @@ func (p *Proxy) wsDirector(in *http.Request, out http.Header) {
 		out.Del("X-Forwarded-For")
 	}
 	out.Set("X-Forwarded-Host", in.Host)
+	if p.token != "" {
+		// websocketproxy copied the client's list, which serveWebSocket
+		// has stripped of client tokens.
+		rivet.SetSubprotocols(out, append(rivet.Subprotocols(out), rivet.ProtocolTokenPrefix+p.token))
+	}
 }
 
 // hijackWriter is the ResponseWriter websocketproxy sees. Hijack wraps the

@@ -143,8 +143,8 @@ func TestParseTargetRoutes(t *testing.T) {
 				t.Errorf("RawPath?RawQuery = %q, want the target %q", raw, tt.target)
 			}
 			if got.Target != "" {
-				if p, want := got.Path(""), strings.Replace(got.RawPath, "@secret-tok", "", 1); p != want {
-					t.Errorf("Path(\"\") = %q, want %q", p, want)
+				if p, want := got.Path(), strings.Replace(got.RawPath, "@secret-tok", "", 1); p != want {
+					t.Errorf("Path() = %q, want %q", p, want)
 				}
 			}
 		})
