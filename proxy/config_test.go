@@ -97,3 +97,14 @@ func TestCheckToken(t *testing.T) {
 		t.Errorf("New with a space in the token: got %v, want an upstream.token error", err)
 	}
 }
+
+func TestConfigValidateNamespace(t *testing.T) {
+	for ns, ok := range map[string]bool{"": true, "prod": true, "my-app-prod-abc1": true, "Zoë": true, " prod": false, "prod\n": false, "a\x00b": false, "\xff": false, strings.Repeat("n", 513): false} {
+		c := DefaultConfig()
+		c.URL, c.Namespace = "http://engine", ns
+		err := c.Validate("upstream")
+		if ok != (err == nil) || err != nil && !strings.Contains(err.Error(), "upstream.namespace:") {
+			t.Errorf("namespace %q: got %v, want valid=%v", ns, err, ok)
+		}
+	}
+}

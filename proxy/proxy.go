@@ -218,6 +218,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt = &parsed
 		r = r.WithContext(rivet.WithRoute(r.Context(), rt))
 	}
+	if err := CheckNamespace(rt, p.cfg.Namespace); err != nil {
+		// PinNamespace ran before resolution; the resolved actors are
+		// checked here, where the gateway's token would be attached.
+		rivet.WriteError(w, r, err)
+		return
+	}
 	if rivet.IsUpgrade(r) {
 		p.serveWebSocket(w, r, rt)
 		return
