@@ -73,6 +73,19 @@ type Options struct {
 	// what goes to the engine with the request's own (HTTP and the
 	// WebSocket dial). Nil: the client's pass through.
 	InjectTrace func(context.Context, http.Header)
+
+	// Proxy chooses the egress proxy for a connection to the engine, as
+	// http.Transport.Proxy does, for HTTP requests and WebSocket dials
+	// alike (a WebSocket asks for its URL with scheme http or https, and
+	// tunnels with CONNECT through an http or https proxy, or through a
+	// socks5 one). Nil: http.ProxyFromEnvironment, which reads
+	// HTTPS_PROXY, HTTP_PROXY and NO_PROXY once per process and never
+	// proxies loopback addresses.
+	Proxy func(*http.Request) (*url.URL, error)
+	// DialContext, when set, opens the TCP connections to the engine and
+	// to egress proxies (bounded by upstream.dial_timeout). Nil: a
+	// net.Dialer.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Proxy is the reverse proxy to the engine. It is safe for concurrent use.
@@ -85,6 +98,8 @@ type Proxy struct {
 	host     string // Host header sent upstream
 	token    string
 
+	netDialer    *net.Dialer
+	proxy        func(*http.Request) (*url.URL, error) // Options.Proxy or the environment's
 	transport    *http.Transport
 	roundTripper http.RoundTripper // transport, wrapped by Options.WrapTransport
 	tlsConfig    *tls.Config
@@ -125,6 +140,11 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	p.tlsConfig, err = tlsConfig(cfg, target)
 	if err != nil {
 		return nil, err
+	}
+	p.netDialer = &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	p.proxy = opts.Proxy
+	if p.proxy == nil {
+		p.proxy = http.ProxyFromEnvironment
 	}
 	p.transport = p.newTransport()
 	p.roundTripper = p.transport
@@ -194,7 +214,16 @@ func tlsConfig(cfg Config, target *url.URL) (*tls.Config, error) {
 
 func (p *Proxy) newTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.DialContext = (&net.Dialer{Timeout: p.cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t.DialContext = p.dial
+	t.Proxy = p.proxy // the WebSocket dials ask the same (dial.go)
+	t.OnProxyConnectResponse = func(_ context.Context, via *url.URL, _ *http.Request, res *http.Response) error {
+		// net/http's own error for a refused tunnel is untyped (a 500
+		// from AsError); typed, it is a 502 as for the WebSocket dial.
+		if err := checkConnect(via, res); err != nil {
+			return &net.OpError{Op: "proxyconnect", Net: "tcp", Err: err}
+		}
+		return nil
+	}
 	t.TLSClientConfig = p.tlsConfig.Clone()
 	t.MaxIdleConns = p.cfg.MaxIdleConns
 	t.MaxIdleConnsPerHost = p.cfg.MaxIdleConns

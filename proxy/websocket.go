@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"net"
@@ -59,10 +58,12 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet
 		backend.Scheme = "ws"
 	}
 
+	// gorilla dials through these (ws and wss), and speaks the handshake
+	// over the legConn they return: the plaintext connection, direct or
+	// through the egress proxy (dialWebSocket), TLS done here.
 	var dialErr error
-	dialer := p.dialer
-	dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{Timeout: p.cfg.DialTimeout}).DialContext(ctx, network, addr)
+	dialLeg := func(ctx context.Context, addr string, secure bool) (net.Conn, error) {
+		c, err := p.dialWebSocket(ctx, addr, secure)
 		if err != nil {
 			dialErr = err
 			return nil, err
@@ -71,21 +72,12 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet
 		s.attach(l)
 		return l, nil
 	}
-	dialer.NetDialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{Timeout: p.cfg.DialTimeout}).DialContext(ctx, network, addr)
-		if err != nil {
-			dialErr = err
-			return nil, err
-		}
-		tc := tls.Client(c, p.tlsConfig)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			c.Close()
-			dialErr = err
-			return nil, err
-		}
-		l := newLeg(tc, s, true, p.cfg.WebSocket.ReadLimit)
-		s.attach(l)
-		return l, nil
+	dialer := p.dialer
+	dialer.NetDialContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
+		return dialLeg(ctx, addr, false)
+	}
+	dialer.NetDialTLSContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
+		return dialLeg(ctx, addr, true)
 	}
 
 	hw := &hijackWriter{ResponseWriter: w, s: s}
