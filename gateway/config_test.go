@@ -132,6 +132,35 @@ func TestValidateChecksTokenFile(t *testing.T) {
 	}
 }
 
+// TestReadmeCustodyExample: the upstream example of the README's section
+// on the engine's token decodes strictly and validates (its token file is
+// the deployment's), and pins the resolver to its namespace.
+func TestReadmeCustodyExample(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "### The engine's token, one namespace, egress proxies")
+	_, block, ok2 := strings.Cut(section, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README: no yaml block in the section on the engine's token")
+	}
+	cfg := DefaultConfig()
+	if err := config.Decode([]byte(block), &cfg, func(string) (string, bool) { return "", false }); err != nil {
+		t.Fatalf("README example: %v", err)
+	}
+	if err := cfg.validate(false); err != nil && strings.Contains(err.Error(), "upstream") {
+		t.Errorf("README example: %v", err)
+	}
+	if cfg.Upstream.Namespace == "" || cfg.Upstream.TokenFile == "" {
+		t.Errorf("README example: got %+v, want a token file and a namespace", cfg.Upstream)
+	}
+	if got := cfg.actorsConfig().Namespaces; len(got) != 1 || got[0] != cfg.Upstream.Namespace {
+		t.Errorf("README example: ids resolved in %q, want the pinned namespace only", got)
+	}
+}
+
 // TestValidateTrustedProxies: every bad trusted proxy is reported with its
 // YAML path, a bad header by name; trusting every peer is valid but warned
 // about.
