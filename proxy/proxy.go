@@ -134,8 +134,10 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	if p.host == "" {
 		p.host = target.Host
 	}
-	if err := CheckToken(p.token); p.token != "" && err != nil {
-		return nil, fmt.Errorf("upstream.token: %w", err)
+	if p.token != "" {
+		if err := CheckToken(p.token); err != nil {
+			return nil, fmt.Errorf("upstream.token: %w", err)
+		}
 	}
 	p.tlsConfig, err = tlsConfig(cfg, target)
 	if err != nil {

@@ -3,7 +3,6 @@ package rivet
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 )
@@ -680,15 +679,6 @@ func RemoveQueryParam(raw, key string) string {
 		b.WriteString(part)
 	}
 	return b.String()
-}
-
-// AppendQueryParam appends key=QueryEscape(value) to a raw query.
-func AppendQueryParam(raw, key, value string) string {
-	pair := key + "=" + url.QueryEscape(value)
-	if raw == "" {
-		return pair
-	}
-	return raw + "&" + pair
 }
 
 type routeKey struct{}

@@ -302,18 +302,6 @@ func TestRemoveQueryParam(t *testing.T) {
 	}
 }
 
-func TestAppendQueryParam(t *testing.T) {
-	tests := []struct{ raw, key, value, want string }{
-		{"", "rvt-token", "a b+c", "rvt-token=a+b%2Bc"},
-		{"x=1", "rvt-token", "t@k", "x=1&rvt-token=t%40k"},
-	}
-	for _, tt := range tests {
-		if got := AppendQueryParam(tt.raw, tt.key, tt.value); got != tt.want {
-			t.Errorf("AppendQueryParam(%q, %q, %q): got %q, want %q", tt.raw, tt.key, tt.value, got, tt.want)
-		}
-	}
-}
-
 func TestIntentNames(t *testing.T) {
 	for _, i := range Intents() {
 		got, ok := ParseIntent(i.String())
