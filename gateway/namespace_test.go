@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -210,5 +211,44 @@ func TestPinnedNamespaceConfig(t *testing.T) {
 		if got := cfg.actorsConfig().Namespaces; strings.Join(got, ",") != strings.Join(tc.want, ",") {
 			t.Errorf("%s: resolver namespaces %q, want %q", tc.doc, got, tc.want)
 		}
+	}
+}
+
+// TestReloadMovesThePin: a reload that changes upstream.namespace rebuilds
+// the proxy and the resolver, and applies to new requests only: the
+// namespace it left is refused from then on, while a WebSocket opened in
+// it before stays open (as with rules, which run at the upgrade).
+func TestReloadMovesThePin(t *testing.T) {
+	engine := fakeEngine(t)
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	pinned := func(ns string) string {
+		return strings.Replace(reloadConfig(engine.URL, []string{keyA}, ""), "upstream: {url: ", "upstream: {namespace: "+ns+", url: ", 1)
+	}
+	writeFile(t, path, pinned("default"))
+	s := serveFile(t, path)
+	old := s.dial(t, keyA)
+	if got := s.status(t, keyA); got != http.StatusOK {
+		t.Fatalf("action in the pinned namespace: %d", got)
+	}
+
+	writeFile(t, path, pinned("elsewhere"))
+	if err := s.Reload(path, TriggerSignal); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.status(t, keyA); got != http.StatusForbidden {
+		t.Errorf("action in the namespace the pin left: %d, want 403", got)
+	}
+	u := "ws" + strings.TrimPrefix(s.url, "http") + "/gateway/counter/connect?rvt-namespace=default&rvt-method=getOrCreate&rvt-key=k"
+	c, _, err := websocket.DefaultDialer.Dial(u, http.Header{"Authorization": {"Bearer " + keyA}, "Sec-WebSocket-Protocol": {"rivet"}})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	if ce := closedWith(t, c); ce.Code != websocket.CloseInternalServerErr || ce.Text != "gateway.namespace_not_allowed" {
+		t.Errorf("new WebSocket: closed %d %q, want 1011 gateway.namespace_not_allowed", ce.Code, ce.Text)
+	}
+	echoOK(t, old)
+	if logs := s.logs.String(); !strings.Contains(logs, `"proxy":"rebuilt"`) || !strings.Contains(logs, `"actor_resolver":"rebuilt"`) {
+		t.Errorf("reload log does not say the proxy and resolver were rebuilt:\n%s", logs)
 	}
 }
