@@ -14,7 +14,9 @@ type Config struct {
 	// (/gateway/<id>/... carries no namespace), in order; the first that
 	// knows the id wins. Routes that name their namespace (/actors/{id}
 	// ?namespace=) are looked up there only. Default [default], the
-	// RivetKit client's default namespace. Empty is an error.
+	// RivetKit client's default namespace. Empty is an error. When
+	// upstream.namespace pins the gateway, ids are looked up there only,
+	// and this list may only be left out or name that namespace.
 	Namespaces []string `yaml:"namespaces"`
 
 	// CacheTTL is how long a resolved id is remembered. An id never changes

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -248,6 +249,12 @@ func (c *Config) validate(checkFiles bool) error {
 				continue
 			}
 			fh.Close()
+			if f.path == "upstream.token_file" {
+				// A token the proxy cannot send would fail the start.
+				if _, err := resolveUpstream(c.Upstream); err != nil {
+					bad(f.path, "%s", strings.TrimPrefix(err.Error(), f.path+": "))
+				}
+			}
 		}
 	}
 	if c.Server.ReadHeaderTimeout <= 0 {
@@ -289,6 +296,10 @@ func (c *Config) validate(checkFiles bool) error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "must be text or json, got %q", c.Log.Format)
 	}
+	if ns := c.Upstream.Namespace; ns != "" && !slices.Equal(c.Actors.Namespaces, []string{ns}) &&
+		!slices.Equal(c.Actors.Namespaces, actors.DefaultConfig().Namespaces) {
+		bad("actors.namespaces", "must be left out, or list only %q, when upstream.namespace pins the gateway: ids are resolved in that namespace only", ns)
+	}
 	errs = append(errs,
 		c.Upstream.Validate("upstream"),
 		c.Actors.Validate("actors"),
@@ -300,6 +311,18 @@ func (c *Config) validate(checkFiles bool) error {
 		c.Tracing.Validate("tracing"),
 	)
 	return errors.Join(errs...)
+}
+
+// actorsConfig is the actors section the resolver runs with: when
+// upstream.namespace pins the gateway, ids are resolved in that namespace
+// only (validate allows actors.namespaces to be left at its default or to
+// name the pinned namespace).
+func (c *Config) actorsConfig() actors.Config {
+	a := c.Actors
+	if ns := c.Upstream.Namespace; ns != "" {
+		a.Namespaces = []string{ns}
+	}
+	return a
 }
 
 // Warnings reports what is valid but leaves a way around a rule (see

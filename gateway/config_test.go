@@ -102,6 +102,65 @@ func TestValidateChecksReferencedFiles(t *testing.T) {
 	}
 }
 
+// TestValidateChecksTokenFile: a token file whose content the proxy cannot
+// send (empty, or with a byte that breaks the header or subprotocol it
+// goes in) is reported by -check, without quoting the token.
+func TestValidateChecksTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"empty": "\n", "comma": "s3cr3t,x\n", "space": "s3cr3t x", "good": "pk_0123-abc\r\n"} {
+		t.Run(name, func(t *testing.T) {
+			f := filepath.Join(dir, name)
+			if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c := DefaultConfig()
+			c.Upstream.URL = "http://127.0.0.1:1"
+			c.Upstream.TokenFile = f
+			err := c.Validate()
+			if name == "good" {
+				if err != nil && strings.Contains(err.Error(), "upstream.token_file") {
+					t.Errorf("Validate() = %v, want no upstream.token_file error", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "upstream.token_file: "+f+": ") {
+				t.Errorf("Validate() = %v, want an upstream.token_file error naming the file", err)
+			} else if strings.Contains(err.Error(), "s3cr3t") {
+				t.Errorf("Validate() = %v quotes the token", err)
+			}
+		})
+	}
+}
+
+// TestReadmeCustodyExample: the upstream example of the README's section
+// on the engine's token decodes strictly and validates (its token file is
+// the deployment's), and pins the resolver to its namespace.
+func TestReadmeCustodyExample(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "### The engine's token, one namespace, egress proxies")
+	_, block, ok2 := strings.Cut(section, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README: no yaml block in the section on the engine's token")
+	}
+	cfg := DefaultConfig()
+	if err := config.Decode([]byte(block), &cfg, func(string) (string, bool) { return "", false }); err != nil {
+		t.Fatalf("README example: %v", err)
+	}
+	if err := cfg.validate(false); err != nil && strings.Contains(err.Error(), "upstream") {
+		t.Errorf("README example: %v", err)
+	}
+	if cfg.Upstream.Namespace == "" || cfg.Upstream.TokenFile == "" {
+		t.Errorf("README example: got %+v, want a token file and a namespace", cfg.Upstream)
+	}
+	if got := cfg.actorsConfig().Namespaces; len(got) != 1 || got[0] != cfg.Upstream.Namespace {
+		t.Errorf("README example: ids resolved in %q, want the pinned namespace only", got)
+	}
+}
+
 // TestValidateTrustedProxies: every bad trusted proxy is reported with its
 // YAML path, a bad header by name; trusting every peer is valid but warned
 // about.

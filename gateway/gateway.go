@@ -257,8 +257,9 @@ func (g *Gateway) build(cfg Config, prev *runtime) (_ *runtime, err error) {
 	}
 	if prev != nil && prev.proxy == rt.proxy && reflect.DeepEqual(prev.cfg.Actors, cfg.Actors) {
 		// Same engine, same settings: keep the cache warm across the reload.
+		// (A changed upstream.namespace changed the proxy.)
 		rt.actors = prev.actors
-	} else if rt.actors, err = actors.New(cfg.Actors, rt.proxy, actors.Options{
+	} else if rt.actors, err = actors.New(cfg.actorsConfig(), rt.proxy, actors.Options{
 		Logger:  logger.With("component", "actors"),
 		Observe: g.metrics.ObserveActorLookup,
 	}); err != nil {
@@ -275,7 +276,8 @@ func logWarnings(logger *slog.Logger, cfg Config) {
 	}
 }
 
-// resolveUpstream reads upstream.token_file into the token.
+// resolveUpstream reads upstream.token_file into the token, which must be
+// one the proxy can send (proxy.CheckToken).
 func resolveUpstream(c proxy.Config) (proxy.Config, error) {
 	if c.TokenFile == "" {
 		return c, nil
@@ -285,8 +287,8 @@ func resolveUpstream(c proxy.Config) (proxy.Config, error) {
 		return c, fmt.Errorf("upstream.token_file: %w", err)
 	}
 	c.Token = strings.TrimRight(string(b), "\r\n")
-	if c.Token == "" {
-		return c, fmt.Errorf("upstream.token_file: %s is empty", c.TokenFile)
+	if err := proxy.CheckToken(c.Token); err != nil {
+		return c, fmt.Errorf("upstream.token_file: %s: %w", c.TokenFile, err)
 	}
 	return c, nil
 }
@@ -316,8 +318,8 @@ func (g *Gateway) Handler() http.Handler {
 // chain builds rt's request chain, in order:
 //
 //	stamp (ray id, client address) → metrics + access log → tracing → CORS →
-//	route classification → authentication precheck → actor resolution →
-//	authentication → server-side params → proxy
+//	route classification → authentication precheck → namespace pin →
+//	actor resolution → authentication → server-side params → proxy
 //
 // stamp comes first so that everything after it, and every answer the
 // gateway makes itself, names the request by the same ray id and client
@@ -331,7 +333,8 @@ func (g *Gateway) Handler() http.Handler {
 // (rivet.SanitizeRequest, rivet.ParseRequest) into a rivet.Route the later
 // layers read from the context, refusing what it cannot read with
 // certainty; the precheck refuses what no rule could admit before anything
-// is asked of the engine; resolution learns the namespace, name and key of
+// is asked of the engine, and the namespace pin (upstream.namespace) what
+// names another namespace; resolution learns the namespace, name and key of
 // every actor the route reaches (asking the engine about ids); authentication verifies
 // and strips credentials, applies the rules to each of those actors and
 // stores the caller's identity; the params layer fetches fresh connection
@@ -345,8 +348,9 @@ func (g *Gateway) chain(rt *runtime) http.Handler {
 	h = tr.Step("authn", rt.auth.Middleware, h, identityAttrs)
 	h = traceRoute(h) // the request's span learns the intent and the actor
 	h = tr.Step("actors.resolve", rt.actors.Middleware, h, nil)
-	h = rt.auth.Precheck(h) // no engine lookups for requests no rule could admit
-	h = metrics.Note(h)     // the route, also for requests resolution or authn reject
+	h = rt.proxy.PinNamespace(h) // upstream.namespace: nothing is asked about another namespace
+	h = rt.auth.Precheck(h)      // no engine lookups for requests no rule could admit
+	h = metrics.Note(h)          // the route, also for requests resolution or authn reject
 	h = tr.Step("classify", classify, h, nil)
 	h = rt.cors.Middleware(h)
 	h = tr.Middleware(h)

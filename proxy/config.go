@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/rivet-gateway/rivet-gateway/config"
 )
@@ -20,14 +22,29 @@ type Config struct {
 	// Token is the namespace token the gateway owns. When set, tokens sent
 	// by clients (@token in the path, rvt-token, x-rivet-token,
 	// rivet_token. subprotocol, Authorization on /actors and /metadata)
-	// are removed and this token is sent in their place. Empty (default):
-	// client tokens pass through.
+	// are removed and this token is sent in their place, never in a URL:
+	// Authorization: Bearer on the management API and /metadata,
+	// x-rivet-token on /gateway/ HTTP requests, a rivet_token. subprotocol
+	// entry on /gateway/ WebSockets. It must be printable ASCII without
+	// spaces or commas (CheckToken). Empty (default): client tokens pass
+	// through.
 	Token string `yaml:"token"`
 	// TokenFile is a file holding Token (trailing CR/LF trimmed), e.g. a
 	// mounted Kubernetes Secret: read at start and on every reload, so the
 	// token rotates without a restart. Exclusive with Token. The gateway
 	// resolves it into Token before building the proxy.
 	TokenFile string `yaml:"token_file"`
+	// Namespace pins the gateway to one engine namespace. A request naming
+	// another (rvt-namespace on query targets, the namespace query
+	// parameter of /actors and the management routes), naming none where
+	// the engine serves several (/namespaces, /datacenters), or reaching an
+	// actor of another namespace is refused with 403
+	// gateway.namespace_not_allowed before the engine is asked anything,
+	// and actor ids are resolved in this namespace only (actors.namespaces
+	// may then only name it). /health and /metadata, which the engine
+	// answers alike for every namespace, stay open (CheckNamespace). Empty
+	// (default): clients choose the namespace.
+	Namespace string `yaml:"namespace"`
 	// Host is the Host header sent upstream. Default: the URL's host, so
 	// hosted engines route correctly.
 	Host string `yaml:"host"`
@@ -136,6 +153,14 @@ func (c *Config) Validate(path string) error {
 	if c.Token != "" && c.TokenFile != "" {
 		bad("token_file", "token and token_file are exclusive")
 	}
+	if c.Token != "" {
+		if err := CheckToken(c.Token); err != nil {
+			bad("token", "%v", err)
+		}
+	}
+	if c.Namespace != "" && !validNamespace(c.Namespace) {
+		bad("namespace", "must be at most 512 bytes of UTF-8 text without control characters or surrounding spaces")
+	}
 	if c.URL == "" {
 		bad("url", "is required")
 	} else if u, err := url.Parse(c.URL); err != nil {
@@ -188,6 +213,22 @@ func (c *Config) Validate(path string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validNamespace reports whether s can name an engine namespace as the
+// gateway compares it: the decoded value of rvt-namespace or namespace=,
+// byte for byte. Names the engine would trim or could not store can
+// never match a request, so they are a configuration mistake.
+func validNamespace(s string) bool {
+	if len(s) > 512 || !utf8.ValidString(s) || strings.TrimSpace(s) != s {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // validErrorPart reports whether s can be the group or the code of a

@@ -65,3 +65,46 @@ func TestNewCAFile(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckToken(t *testing.T) {
+	for _, tok := range []string{"pk_live_0123", "a.b-c_d~e", "gw/tok+1", "eyJhbGciOi.eyJzdWIi.sig=="} {
+		if err := CheckToken(tok); err != nil {
+			t.Errorf("CheckToken(%q): got %v, want nil", tok, err)
+		}
+	}
+	for _, tok := range []string{"", "two words", "a,b", "tab\there", "new\nline", "caf\u00e9", "del\x7f"} {
+		err := CheckToken(tok)
+		if err == nil {
+			t.Errorf("CheckToken(%q): got nil, want an error", tok)
+			continue
+		}
+		if tok != "" && strings.Contains(err.Error(), tok) {
+			t.Errorf("CheckToken(%q): the error %q quotes the token", tok, err)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.URL = "http://engine"
+	cfg.Token = "a,b"
+	if err := cfg.Validate("upstream"); err == nil || !strings.Contains(err.Error(), "upstream.token: byte 2") {
+		t.Errorf("Validate with a comma in the token: got %v, want an upstream.token error", err)
+	}
+	if _, err := New(testConfig("http://engine"), Options{}); err != nil {
+		t.Errorf("New without a token: %v", err)
+	}
+	bad := testConfig("http://engine")
+	bad.Token = "x y"
+	if _, err := New(bad, Options{}); err == nil || !strings.Contains(err.Error(), "upstream.token") {
+		t.Errorf("New with a space in the token: got %v, want an upstream.token error", err)
+	}
+}
+
+func TestConfigValidateNamespace(t *testing.T) {
+	for ns, ok := range map[string]bool{"": true, "prod": true, "my-app-prod-abc1": true, "Zoë": true, " prod": false, "prod\n": false, "a\x00b": false, "\xff": false, strings.Repeat("n", 513): false} {
+		c := DefaultConfig()
+		c.URL, c.Namespace = "http://engine", ns
+		err := c.Validate("upstream")
+		if ok != (err == nil) || err != nil && !strings.Contains(err.Error(), "upstream.namespace:") {
+			t.Errorf("namespace %q: got %v, want valid=%v", ns, err, ok)
+		}
+	}
+}

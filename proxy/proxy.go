@@ -73,19 +73,33 @@ type Options struct {
 	// what goes to the engine with the request's own (HTTP and the
 	// WebSocket dial). Nil: the client's pass through.
 	InjectTrace func(context.Context, http.Header)
+
+	// Proxy chooses the egress proxy for a connection to the engine, as
+	// http.Transport.Proxy does, for HTTP requests and WebSocket dials
+	// alike (a WebSocket asks for its URL with scheme http or https, and
+	// tunnels with CONNECT through an http or https proxy, or through a
+	// socks5 one). Nil: http.ProxyFromEnvironment, which reads
+	// HTTPS_PROXY, HTTP_PROXY and NO_PROXY once per process and never
+	// proxies loopback addresses.
+	Proxy func(*http.Request) (*url.URL, error)
+	// DialContext, when set, opens the TCP connections to the engine and
+	// to egress proxies (bounded by upstream.dial_timeout). Nil: a
+	// net.Dialer.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Proxy is the reverse proxy to the engine. It is safe for concurrent use.
 type Proxy struct {
-	cfg       Config
-	opts      Options
-	log       *slog.Logger
-	target    *url.URL
-	basePath  string // target's escaped path without a trailing slash
-	host      string // Host header sent upstream
-	token     string
-	tokenPath string // token escaped for a path segment
+	cfg      Config
+	opts     Options
+	log      *slog.Logger
+	target   *url.URL
+	basePath string // target's escaped path without a trailing slash
+	host     string // Host header sent upstream
+	token    string
 
+	netDialer    *net.Dialer
+	proxy        func(*http.Request) (*url.URL, error) // Options.Proxy or the environment's
 	transport    *http.Transport
 	roundTripper http.RoundTripper // transport, wrapped by Options.WrapTransport
 	tlsConfig    *tls.Config
@@ -121,11 +135,18 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		p.host = target.Host
 	}
 	if p.token != "" {
-		p.tokenPath = strings.ReplaceAll(url.QueryEscape(p.token), "+", "%20")
+		if err := CheckToken(p.token); err != nil {
+			return nil, fmt.Errorf("upstream.token: %w", err)
+		}
 	}
 	p.tlsConfig, err = tlsConfig(cfg, target)
 	if err != nil {
 		return nil, err
+	}
+	p.netDialer = &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	p.proxy = opts.Proxy
+	if p.proxy == nil {
+		p.proxy = http.ProxyFromEnvironment
 	}
 	p.transport = p.newTransport()
 	p.roundTripper = p.transport
@@ -195,7 +216,16 @@ func tlsConfig(cfg Config, target *url.URL) (*tls.Config, error) {
 
 func (p *Proxy) newTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.DialContext = (&net.Dialer{Timeout: p.cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t.DialContext = p.dial
+	t.Proxy = p.proxy // the WebSocket dials ask the same (dial.go)
+	t.OnProxyConnectResponse = func(_ context.Context, via *url.URL, _ *http.Request, res *http.Response) error {
+		// net/http's own error for a refused tunnel is untyped (a 500
+		// from AsError); typed, it is a 502 as for the WebSocket dial.
+		if err := checkConnect(via, res); err != nil {
+			return &net.OpError{Op: "proxyconnect", Net: "tcp", Err: err}
+		}
+		return nil
+	}
 	t.TLSClientConfig = p.tlsConfig.Clone()
 	t.MaxIdleConns = p.cfg.MaxIdleConns
 	t.MaxIdleConnsPerHost = p.cfg.MaxIdleConns
@@ -218,6 +248,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		rt = &parsed
 		r = r.WithContext(rivet.WithRoute(r.Context(), rt))
+	}
+	if err := CheckNamespace(rt, p.cfg.Namespace); err != nil {
+		// PinNamespace ran before resolution; the resolved actors are
+		// checked here, where the gateway's token would be attached.
+		rivet.WriteError(w, r, err)
+		return
 	}
 	if rivet.IsUpgrade(r) {
 		p.serveWebSocket(w, r, rt)
@@ -260,8 +296,12 @@ const smallBodyBytes = 16 << 10
 // upstreamURL returns the engine URL for r: the base URL plus the path the
 // route was read from (byte for byte: what the gateway classified is what
 // the engine reads) and r's query (which authentication may have stripped a
-// credential from), with namespace tokens replaced when the gateway owns
-// them.
+// credential from). When the gateway owns the namespace token, the client's
+// URL carriers (@token, rvt-token) are removed and none is added: the
+// engine reads a URL token before any other (guard's
+// read_gateway_token_for_path_based), so a client's would beat the
+// gateway's, and the gateway's own goes in a header or subprotocol
+// (rewrite, wsDirector), never where access logs keep URLs.
 func (p *Proxy) upstreamURL(r *http.Request, rt *rivet.Route) *url.URL {
 	u := *p.target
 	path, query := rt.RawPath, r.URL.RawQuery
@@ -270,12 +310,7 @@ func (p *Proxy) upstreamURL(r *http.Request, rt *rivet.Route) *url.URL {
 	}
 	if p.token != "" && isGatewayPath(rt) {
 		query = rivet.RemoveQueryParam(query, "rvt-token")
-		if rt.ActorID != "" {
-			path = rt.Path(p.tokenPath)
-		} else {
-			path = rt.Path("")
-			query = rivet.AppendQueryParam(query, "rvt-token", p.token)
-		}
+		path = rt.Path()
 	}
 	escaped := p.basePath + path
 	u.Path, _ = url.PathUnescape(escaped)
@@ -308,6 +343,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		p.opts.InjectTrace(pr.In.Context(), h)
 	}
 	if p.token != "" {
+		// The carriers engine 2.3.19 reads without a URL token: the
+		// management API only Authorization (api-public's auth_middleware),
+		// /gateway/ HTTP x-rivet-token (read_gateway_token_for_path_based).
 		h.Del(rivet.HeaderToken)
 		switch {
 		case rt.Intent.API() || rt.Intent == rivet.IntentMetadata:
@@ -445,6 +483,23 @@ func sameOrigin(r *http.Request) bool {
 	}
 	u, err := url.Parse(origin)
 	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+// CheckToken reports whether token can be sent as the engine reads it
+// without a URL: whole in the x-rivet-token header and in one entry of a
+// comma-separated Sec-WebSocket-Protocol list (rivet_token.<token>, read
+// as is, not decoded). So every byte must be printable ASCII other than a
+// space or a comma. The error never quotes the token.
+func CheckToken(token string) error {
+	if token == "" {
+		return errors.New("is empty")
+	}
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c <= ' ' || c >= 0x7f || c == ',' {
+			return fmt.Errorf("byte %d is not printable ASCII or is a space or comma: the token is sent in the x-rivet-token header and a rivet_token. WebSocket subprotocol", i+1)
+		}
+	}
+	return nil
 }
 
 // OpenWebSockets returns the number of proxied WebSockets in progress.

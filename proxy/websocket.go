@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"net"
@@ -45,7 +44,9 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet
 	}
 
 	if p.token != "" {
-		// The gateway owns the namespace token: the client's never goes on.
+		// The gateway owns the namespace token: the client's never goes on
+		// (upstreamURL drops its URL carriers; wsDirector adds the
+		// gateway's own subprotocol entry).
 		r.Header.Del(rivet.HeaderToken)
 		rivet.StripSubprotocols(r.Header, rivet.ProtocolTokenPrefix)
 	}
@@ -57,10 +58,12 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet
 		backend.Scheme = "ws"
 	}
 
+	// gorilla dials through these (ws and wss), and speaks the handshake
+	// over the legConn they return: the plaintext connection, direct or
+	// through the egress proxy (dialWebSocket), TLS done here.
 	var dialErr error
-	dialer := p.dialer
-	dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{Timeout: p.cfg.DialTimeout}).DialContext(ctx, network, addr)
+	dialLeg := func(ctx context.Context, addr string, secure bool) (net.Conn, error) {
+		c, err := p.dialWebSocket(ctx, addr, secure)
 		if err != nil {
 			dialErr = err
 			return nil, err
@@ -69,21 +72,12 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet
 		s.attach(l)
 		return l, nil
 	}
-	dialer.NetDialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{Timeout: p.cfg.DialTimeout}).DialContext(ctx, network, addr)
-		if err != nil {
-			dialErr = err
-			return nil, err
-		}
-		tc := tls.Client(c, p.tlsConfig)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			c.Close()
-			dialErr = err
-			return nil, err
-		}
-		l := newLeg(tc, s, true, p.cfg.WebSocket.ReadLimit)
-		s.attach(l)
-		return l, nil
+	dialer := p.dialer
+	dialer.NetDialContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
+		return dialLeg(ctx, addr, false)
+	}
+	dialer.NetDialTLSContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
+		return dialLeg(ctx, addr, true)
 	}
 
 	hw := &hijackWriter{ResponseWriter: w, s: s}
@@ -198,9 +192,14 @@ var hopHeaders = map[string]bool{
 
 // wsDirector completes the upstream handshake headers: the engine's own
 // Host (hosted engines route on it), end-to-end headers such as the legacy
-// conn-params header and traceparent, and X-Forwarded-For with only the
+// conn-params header and traceparent, X-Forwarded-For with only the
 // client address the gateway resolved, as for HTTP (forwardedFor;
-// websocketproxy would trust the client's list).
+// websocketproxy would trust the client's list), and the gateway's
+// namespace token as a rivet_token. subprotocol entry, the one carrier
+// besides the URL that engine 2.3.19 reads on a /gateway/ WebSocket
+// (read_gateway_token_for_path_based; x-rivet-token is not read there).
+// The engine answers the upgrade with "rivet" whatever was offered, so the
+// entry never reaches the client.
 func (p *Proxy) wsDirector(in *http.Request, out http.Header) {
 	out.Set("Host", p.host)
 	for k, vv := range in.Header {
@@ -218,6 +217,11 @@ func (p *Proxy) wsDirector(in *http.Request, out http.Header) {
 		out.Del("X-Forwarded-For")
 	}
 	out.Set("X-Forwarded-Host", in.Host)
+	if p.token != "" {
+		// websocketproxy copied the client's list, which serveWebSocket
+		// has stripped of client tokens.
+		rivet.SetSubprotocols(out, append(rivet.Subprotocols(out), rivet.ProtocolTokenPrefix+p.token))
+	}
 }
 
 // hijackWriter is the ResponseWriter websocketproxy sees. Hijack wraps the

@@ -649,17 +649,23 @@ func TestWebSocketTokenOwnership(t *testing.T) {
 			name: "id target", path: actorPath + "@client-tok/connect",
 			hdr:           http.Header{rivet.HeaderToken: {"client-tok"}, "Authorization": {"Bearer user"}},
 			protocols:     []string{"rivet", "rivet_encoding.json", "rivet_token.client-tok", "rivet_conn_params.%7B%7D"},
-			wantURI:       actorPath + "@" + gwTokenEscaped + "/connect",
+			wantURI:       actorPath + "/connect",
 			wantHeader:    map[string]string{rivet.HeaderToken: "", "Authorization": "Bearer user"},
-			wantProtocols: []string{"rivet", "rivet_encoding.json", "rivet_conn_params.%7B%7D"},
+			wantProtocols: []string{"rivet", "rivet_encoding.json", "rivet_conn_params.%7B%7D", "rivet_token." + gwToken},
 		},
 		{
 			name: "query target", path: "/gateway/counter/websocket/raw/path?y=2&rvt-namespace=default&rvt-method=getOrCreate&rvt-key=k&rvt-token=client-tok",
 			hdr:           http.Header{rivet.HeaderToken: {"client-tok"}},
 			protocols:     []string{"rivet", "rivet_token.client-tok", "rivet_encoding.bare"},
-			wantURI:       "/gateway/counter/websocket/raw/path?y=2&rvt-namespace=default&rvt-method=getOrCreate&rvt-key=k&rvt-token=" + gwTokenEscaped,
+			wantURI:       "/gateway/counter/websocket/raw/path?y=2&rvt-namespace=default&rvt-method=getOrCreate&rvt-key=k",
 			wantHeader:    map[string]string{rivet.HeaderToken: ""},
-			wantProtocols: []string{"rivet", "rivet_encoding.bare"},
+			wantProtocols: []string{"rivet", "rivet_encoding.bare", "rivet_token." + gwToken},
+		},
+		{
+			name: "no subprotocols offered", path: actorPath + "/websocket/",
+			wantURI:       actorPath + "/websocket/",
+			wantHeader:    map[string]string{rivet.HeaderToken: ""},
+			wantProtocols: []string{"rivet_token." + gwToken},
 		},
 	}
 	up := newWSUpstream(t, func(c *websocket.Conn, r *http.Request) { _ = echo(c) })
@@ -673,6 +679,9 @@ func TestWebSocketTokenOwnership(t *testing.T) {
 			t.Run(tc.name+" owned="+strconv.FormatBool(owned), func(t *testing.T) {
 				c := mustDialWS(t, front, tc.path, tc.hdr, tc.protocols...)
 				checkTokenCase(t, up.next(t), tc, owned)
+				if got := c.Subprotocol(); got != "rivet" {
+					t.Errorf("client subprotocol: got %q, want rivet (the engine's answer; never a token)", got)
+				}
 				_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(wait))
 				readClose(t, c)
 			})

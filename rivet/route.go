@@ -3,7 +3,6 @@ package rivet
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 )
@@ -88,23 +87,13 @@ func (r *Route) ActorLabel() string {
 	return r.ActorName
 }
 
-// Path rebuilds the escaped upstream path of a /gateway/ route, with
-// "@"+escapedToken appended to the target segment when escapedToken is not
-// empty; for other routes it is RawPath.
-func (r *Route) Path(escapedToken string) string {
+// Path rebuilds the escaped upstream path of a /gateway/ route without the
+// target segment's @token, if any; for other routes it is RawPath.
+func (r *Route) Path() string {
 	if r.Target == "" {
 		return r.RawPath
 	}
-	var b strings.Builder
-	b.Grow(len("/gateway/") + len(r.Target) + len(escapedToken) + 1 + len(r.Rest))
-	b.WriteString("/gateway/")
-	b.WriteString(r.Target)
-	if escapedToken != "" {
-		b.WriteByte('@')
-		b.WriteString(escapedToken)
-	}
-	b.WriteString(r.Rest)
-	return b.String()
+	return "/gateway/" + r.Target + r.Rest
 }
 
 // ErrInvalidRoute is wrapped by the errors of a malformed /gateway/ target
@@ -691,15 +680,6 @@ func RemoveQueryParam(raw, key string) string {
 		b.WriteString(part)
 	}
 	return b.String()
-}
-
-// AppendQueryParam appends key=QueryEscape(value) to a raw query.
-func AppendQueryParam(raw, key, value string) string {
-	pair := key + "=" + url.QueryEscape(value)
-	if raw == "" {
-		return pair
-	}
-	return raw + "&" + pair
 }
 
 type routeKey struct{}
