@@ -366,7 +366,7 @@ func checkAdminLive(t *testing.T, p *pattern, v *gatewayView) {
 		if rec.Code != http.StatusOK {
 			t.Errorf("%s: GET %s on the admin handler: %d %s", what, path, rec.Code, strings.TrimSpace(rec.Body.String()))
 		}
-		if what == "prometheus.io/path" && !strings.Contains(rec.Body.String(), "rivet_gateway_") {
+		if (what == "prometheus.io/path" || strings.Contains(what, "Monitor ")) && !strings.Contains(rec.Body.String(), "rivet_gateway_") {
 			t.Errorf("%s: GET %s serves no rivet_gateway_ metrics", what, path)
 		}
 	}
@@ -379,10 +379,17 @@ func checkAdminLive(t *testing.T, p *pattern, v *gatewayView) {
 			get(pr.what, pr.probe.HTTPGet.Path)
 		}
 	}
-	get("prometheus.io/path", p.deploy.Spec.Template.Annotations["prometheus.io/path"])
+	if path, ok := p.deploy.Spec.Template.Annotations["prometheus.io/path"]; ok {
+		get("prometheus.io/path", path)
+	}
 	for _, m := range p.monitors {
 		for _, e := range m.Spec.Endpoints {
 			get("ServiceMonitor "+m.Name, e.Path)
+		}
+	}
+	for _, m := range p.podMonitors {
+		for _, e := range m.Spec.PodMetricsEndpoints {
+			get("PodMonitor "+m.Name, e.Path)
 		}
 	}
 	// The handler does refuse unknown paths, so the 200s above mean
