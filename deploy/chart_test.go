@@ -435,6 +435,22 @@ func TestChartRefuses(t *testing.T) {
 	}
 }
 
+// TestChartLongNames: with the longest name a release can have, every
+// object name stays valid (a Service name is a DNS label of 63 characters,
+// suffixes included).
+func TestChartLongNames(t *testing.T) {
+	ch := mustChart(t)
+	vs := chartSet(t, "standalone-monitoring")
+	vs.overlay += "\nfullnameOverride: " + strings.Repeat("a", 62) + "b\n"
+	p := mustChartPattern(t, ch, vs)
+	if len(p.services) != 2 {
+		t.Fatalf("%d Services, want the public and the metrics one", len(p.services))
+	}
+	for _, s := range p.services {
+		t.Logf("Service %s (%d characters)", s.Name, len(s.Name))
+	}
+}
+
 // TestChartRestartChecksum: the pod template changes (and an upgrade rolls
 // the pods) exactly when a key the gateway only applies on restart
 // changes; any other edit only changes the ConfigMap, which the running
