@@ -3,7 +3,7 @@ UPSTREAM := integration/upstream
 GO_FILES = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './$(UPSTREAM)/node_modules/*')
 FUZZTIME ?= 10s
 
-.PHONY: all build deps test lint unit fuzz demo bench clean
+.PHONY: all build release deps test lint unit fuzz demo bench clean
 
 all: build
 
@@ -13,6 +13,12 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
 build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/rivet-gateway ./cmd/rivet-gateway
+
+# Versioned static binaries for linux and darwin, amd64 and arm64, each with
+# a CycloneDX SBOM, and SHA256SUMS, in dist/$(VERSION)/ (scripts/release.sh;
+# TARGETS="linux/amd64" for fewer).
+release:
+	VERSION="$(VERSION)" ./scripts/release.sh
 
 # The real RivetKit upstream (engine binary + actor runtime) comes from npm.
 # `npm install` with the committed lock, not `npm ci`: this registry serves
@@ -48,7 +54,7 @@ demo: deps build
 	./scripts/demo.sh
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
 
 # Load harness (bench/README.md): rivet-gateway vs a direct connection,
 # A/B/A/B, table in bench/results/latest.md. Quick < 2 min, full < 10 min.

@@ -9,7 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rivet-gateway/rivet-gateway/gateway"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -51,8 +54,25 @@ func checkPattern(p *pattern, v *gatewayView, df *dockerfile) []error {
 	checkServices(c, p, v)
 	checkAvailability(c, p)
 	checkMonitors(c, p, v)
+	checkPodMonitors(c, p, v)
+	checkAutoscalers(c, p)
+	checkNetworkPolicies(c, p, v)
 	checkPlaceholders(c, p)
 	return c.errs
+}
+
+// replicas is how many pods the Deployment runs at least: its replicas,
+// or the minReplicas of the HorizontalPodAutoscaler that owns the count.
+func replicas(p *pattern) int32 {
+	if r := p.deploy.Spec.Replicas; r != nil {
+		return *r
+	}
+	for _, h := range p.hpas {
+		if h.Spec.ScaleTargetRef.Name == p.deploy.Name && h.Spec.MinReplicas != nil {
+			return *h.Spec.MinReplicas
+		}
+	}
+	return 1 // the API default
 }
 
 func podLabels(p *pattern) labels.Set { return labels.Set(p.deploy.Spec.Template.Labels) }
@@ -268,8 +288,14 @@ func checkPorts(c *checker, p *pattern, v *gatewayView, df *dockerfile) {
 			declared = append(declared, int(cp.ContainerPort))
 		}
 	}
-	if got := slices.Sorted(slices.Values(df.expose)); !slices.Equal(got, slices.Sorted(slices.Values(declared))) {
-		c.bad("ports", "Dockerfile EXPOSE %v differs from the container ports %v", got, declared)
+	// EXPOSE names the gateway's default ports (checkDockerfile); a pod
+	// listening on those must declare exactly them. (The chart derives the
+	// container ports from any other listen addresses.)
+	def := gateway.DefaultConfig()
+	if v.cfg.Server.Listen == def.Server.Listen && v.cfg.Admin.Listen == def.Admin.Listen {
+		if got := slices.Sorted(slices.Values(df.expose)); !slices.Equal(got, slices.Sorted(slices.Values(declared))) {
+			c.bad("ports", "Dockerfile EXPOSE %v differs from the container ports %v", got, declared)
+		}
 	}
 }
 
@@ -338,6 +364,9 @@ func checkAnnotations(c *checker, p *pattern, v *gatewayView) {
 	a := p.deploy.Spec.Template.Annotations
 	if !v.cfg.Metrics.Enabled {
 		c.bad("annotations", "metrics.enabled is false: nothing to scrape")
+	}
+	if _, ok := a["prometheus.io/scrape"]; !ok && len(p.monitors)+len(p.podMonitors) > 0 {
+		return // scraped by the Prometheus Operator instead
 	}
 	if a["prometheus.io/scrape"] != "true" {
 		c.bad("annotations", "pod template: prometheus.io/scrape %q, want \"true\"", a["prometheus.io/scrape"])
@@ -558,10 +587,7 @@ func scrapedByMonitor(p *pattern, s *corev1.Service, port string) bool {
 // replaced, not rolled.
 func checkAvailability(c *checker, p *pattern) {
 	d := p.deploy
-	replicas := int32(1)
-	if d.Spec.Replicas != nil {
-		replicas = *d.Spec.Replicas
-	}
+	replicas := replicas(p)
 	spec := &d.Spec.Template.Spec
 	rwo := false
 	for _, vol := range spec.Volumes {
@@ -667,4 +693,164 @@ func checkPlaceholders(c *checker, p *pattern) {
 			}
 		}
 	}
+}
+
+// checkPodMonitors: each PodMonitor selects the pods and scrapes
+// metrics.path on the gateway's admin port.
+func checkPodMonitors(c *checker, p *pattern, v *gatewayView) {
+	for _, m := range p.podMonitors {
+		sel, err := metav1.LabelSelectorAsSelector(&m.Spec.Selector)
+		if err != nil || sel.Empty() || !sel.Matches(podLabels(p)) {
+			c.bad("podmonitor", "PodMonitor %s selects no pod of the Deployment", m.Name)
+		}
+		if len(m.Spec.PodMetricsEndpoints) == 0 {
+			c.bad("podmonitor", "PodMonitor %s has no podMetricsEndpoints", m.Name)
+		}
+		for _, e := range m.Spec.PodMetricsEndpoints {
+			if cp := namedPort(v.container, e.Port); cp == nil || cp.Name != adminPortName {
+				c.bad("podmonitor", "PodMonitor %s endpoint port %q is not the gateway's admin port %q", m.Name, e.Port, adminPortName)
+			}
+			path := e.Path
+			if path == "" {
+				path = "/metrics" // the operator's default
+			}
+			if path != v.cfg.Metrics.Path {
+				c.bad("podmonitor", "PodMonitor %s endpoint path %q, want metrics.path %q", m.Name, path, v.cfg.Metrics.Path)
+			}
+		}
+	}
+}
+
+// checkAutoscalers: a HorizontalPodAutoscaler scales the Deployment (and
+// owns its replica count), never below 2, never a pod holding an engine,
+// on resources the containers request.
+func checkAutoscalers(c *checker, p *pattern) {
+	for _, h := range p.hpas {
+		ref := h.Spec.ScaleTargetRef
+		if ref.APIVersion != "apps/v1" || ref.Kind != "Deployment" || ref.Name != p.deploy.Name {
+			c.bad("hpa", "HorizontalPodAutoscaler %s scales %s %s/%s, not the Deployment %s", h.Name, ref.APIVersion, ref.Kind, ref.Name, p.deploy.Name)
+		}
+		if p.deploy.Spec.Replicas != nil {
+			c.bad("hpa", "the Deployment sets replicas and HorizontalPodAutoscaler %s scales it: every upgrade would reset the count", h.Name)
+		}
+		minR := int32(1)
+		if h.Spec.MinReplicas != nil {
+			minR = *h.Spec.MinReplicas
+		}
+		if minR < 2 {
+			c.bad("hpa", "HorizontalPodAutoscaler %s minReplicas %d: want 2+, so a drain or rollout always leaves a replica", h.Name, minR)
+		}
+		if h.Spec.MaxReplicas < minR {
+			c.bad("hpa", "HorizontalPodAutoscaler %s maxReplicas %d < minReplicas %d", h.Name, h.Spec.MaxReplicas, minR)
+		}
+		if len(upstreams(p)) > 0 {
+			c.bad("hpa", "HorizontalPodAutoscaler %s scales a pod with an engine container (one engine per ReadWriteOnce volume)", h.Name)
+		}
+		if len(h.Spec.Metrics) == 0 {
+			c.bad("hpa", "HorizontalPodAutoscaler %s has no metrics", h.Name)
+		}
+		for _, m := range h.Spec.Metrics {
+			if m.Type != autoscalingv2.ResourceMetricSourceType || m.Resource == nil {
+				c.bad("hpa", "HorizontalPodAutoscaler %s: metric type %s is not modelled by these checks", h.Name, m.Type)
+				continue
+			}
+			if m.Resource.Target.Type == autoscalingv2.UtilizationMetricType {
+				for _, ct := range p.deploy.Spec.Template.Spec.Containers {
+					if _, ok := ct.Resources.Requests[m.Resource.Name]; !ok {
+						c.bad("hpa", "HorizontalPodAutoscaler %s scales on %s utilization, but container %s requests no %s", h.Name, m.Resource.Name, ct.Name, m.Resource.Name)
+					}
+				}
+			}
+		}
+	}
+}
+
+// checkNetworkPolicies: when NetworkPolicies select the gateway's pods,
+// their ingress rules (which add up) admit clients to the public port,
+// admit only named scrapers to the admin port, and name the ports they
+// open. Kubelet probes are not modelled: they come from the node, which
+// CNI plugins admit on their own.
+func checkNetworkPolicies(c *checker, p *pattern, v *gatewayView) {
+	var covering []*networkingv1.NetworkPolicy
+	for _, np := range p.netpols {
+		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+		switch {
+		case err != nil || sel.Empty() || !sel.Matches(podLabels(p)):
+			c.bad("networkpolicy", "NetworkPolicy %s selects no pod of the Deployment (podSelector %v)", np.Name, sel)
+		case !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress):
+			c.bad("networkpolicy", "NetworkPolicy %s has no Ingress policyType: it restricts nothing coming in", np.Name)
+		default:
+			covering = append(covering, np)
+		}
+	}
+	if len(covering) == 0 {
+		return
+	}
+	public, scrapers := false, 0
+	for _, np := range covering {
+		for i, r := range np.Spec.Ingress {
+			rule := fmt.Sprintf("NetworkPolicy %s ingress[%d]", np.Name, i)
+			if len(r.Ports) == 0 {
+				c.bad("networkpolicy", "%s lists no ports: it admits its sources to every port, admin included", rule)
+			}
+			opens := map[string]bool{}
+			for _, pp := range r.Ports {
+				if pp.Port == nil || pp.EndPort != nil {
+					c.bad("networkpolicy", "%s opens a port range or every port; name the gateway's ports", rule)
+					continue
+				}
+				_, cp := resolvePort(p, v.container, *pp.Port)
+				switch {
+				case cp == nil:
+					c.bad("networkpolicy", "%s port %s is no port of container %s", rule, pp.Port.String(), v.container.Name)
+				case cp.Name == publicPortName:
+					public, opens[cp.Name] = true, true
+				case cp.Name == adminPortName:
+					opens[cp.Name] = true
+					if len(r.From) == 0 {
+						c.bad("networkpolicy", "%s admits every source to the admin port; only metrics scrapers may reach it", rule)
+					}
+					for j, peer := range r.From {
+						if why := openPeer(peer); why != "" {
+							c.bad("networkpolicy", "%s from[%d] admits %s to the admin port; only metrics scrapers may reach it", rule, j, why)
+						}
+					}
+					scrapers += len(r.From)
+				default:
+					c.bad("networkpolicy", "%s opens port %s (%d), which is neither %q nor %q", rule, cp.Name, cp.ContainerPort, publicPortName, adminPortName)
+				}
+			}
+			if opens[publicPortName] && opens[adminPortName] {
+				c.bad("networkpolicy", "%s admits the same sources to both the public and the admin port: clients would reach the admin port; give the scrapers a rule of their own", rule)
+			}
+		}
+	}
+	if !public {
+		c.bad("networkpolicy", "no NetworkPolicy rule admits clients to the public port %q", publicPortName)
+	}
+	scraped := len(p.monitors)+len(p.podMonitors) > 0 || p.deploy.Spec.Template.Annotations["prometheus.io/scrape"] == "true"
+	if scraped && scrapers == 0 {
+		c.bad("networkpolicy", "the metrics are scraped, but no NetworkPolicy rule admits a scraper to the admin port")
+	}
+}
+
+// openPeer says what a NetworkPolicy peer admits when that is more than
+// some pods: every address, every pod of the namespace, or of the cluster.
+func openPeer(peer networkingv1.NetworkPolicyPeer) string {
+	empty := func(s *metav1.LabelSelector) bool {
+		return s != nil && len(s.MatchLabels) == 0 && len(s.MatchExpressions) == 0
+	}
+	switch {
+	case peer.IPBlock != nil:
+		if _, bits, ok := strings.Cut(peer.IPBlock.CIDR, "/"); ok && bits == "0" {
+			return "every address (" + peer.IPBlock.CIDR + ")"
+		}
+	case peer.PodSelector == nil && peer.NamespaceSelector == nil:
+		return "nothing it names (an empty peer)"
+	case empty(peer.NamespaceSelector) && (peer.PodSelector == nil || empty(peer.PodSelector)):
+		return "every pod of every namespace"
+	case peer.NamespaceSelector == nil && empty(peer.PodSelector):
+		return "every pod of the namespace"
+	}
+	return ""
 }

@@ -366,7 +366,7 @@ func checkAdminLive(t *testing.T, p *pattern, v *gatewayView) {
 		if rec.Code != http.StatusOK {
 			t.Errorf("%s: GET %s on the admin handler: %d %s", what, path, rec.Code, strings.TrimSpace(rec.Body.String()))
 		}
-		if what == "prometheus.io/path" && !strings.Contains(rec.Body.String(), "rivet_gateway_") {
+		if (what == "prometheus.io/path" || strings.Contains(what, "Monitor ")) && !strings.Contains(rec.Body.String(), "rivet_gateway_") {
 			t.Errorf("%s: GET %s serves no rivet_gateway_ metrics", what, path)
 		}
 	}
@@ -379,10 +379,17 @@ func checkAdminLive(t *testing.T, p *pattern, v *gatewayView) {
 			get(pr.what, pr.probe.HTTPGet.Path)
 		}
 	}
-	get("prometheus.io/path", p.deploy.Spec.Template.Annotations["prometheus.io/path"])
+	if path, ok := p.deploy.Spec.Template.Annotations["prometheus.io/path"]; ok {
+		get("prometheus.io/path", path)
+	}
 	for _, m := range p.monitors {
 		for _, e := range m.Spec.Endpoints {
 			get("ServiceMonitor "+m.Name, e.Path)
+		}
+	}
+	for _, m := range p.podMonitors {
+		for _, e := range m.Spec.PodMetricsEndpoints {
+			get("PodMonitor "+m.Name, e.Path)
 		}
 	}
 	// The handler does refuse unknown paths, so the 200s above mean
@@ -470,39 +477,47 @@ func TestBinary(t *testing.T) {
 
 	df := mustDockerfile(t)
 	for _, name := range patternNames {
-		t.Run(name, func(t *testing.T) {
-			p := mustPattern(t, name)
-			v, err := resolveGateway(p, df, t.TempDir(), true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			run := func(env map[string]string) (string, error) {
-				cmd := exec.Command(bin, "-check", "-config", v.localPath)
-				cmd.Env = []string{}
-				for k, val := range env {
-					cmd.Env = append(cmd.Env, k+"="+val)
-				}
-				out, err := cmd.CombinedOutput()
-				return string(out), err
-			}
-			out, err := run(v.env)
-			if err != nil || !strings.Contains(out, "configuration is valid") {
-				t.Errorf("rivet-gateway -check with the container's env: %v\n%s", err, out)
-			}
-			// Without the env the Deployment provides, it must fail: the
-			// check above depends on it. (A config that takes nothing from
-			// the environment has nothing to drop.)
-			if len(v.env) > 0 {
-				out, err = run(nil)
-				named := false
-				for k := range v.env {
-					named = named || strings.Contains(out, k)
-				}
-				if err == nil || !named {
-					t.Errorf("rivet-gateway -check without env: %v, want a failure naming one of %v\n%s", err, slices.Collect(maps.Keys(v.env)), out)
-				}
-			}
-		})
+		t.Run(name, func(t *testing.T) { checkBinaryOn(t, bin, mustPattern(t, name), df) })
+	}
+	ch := mustChart(t)
+	for _, vs := range chartSets {
+		t.Run("chart/"+vs.name, func(t *testing.T) { checkBinaryOn(t, bin, mustChartPattern(t, ch, vs), df) })
+	}
+}
+
+// checkBinaryOn runs `rivet-gateway -check` on the pattern's config with
+// exactly the gateway container's env, and without it.
+func checkBinaryOn(t *testing.T, bin string, p *pattern, df *dockerfile) {
+	t.Helper()
+	v, err := resolveGateway(p, df, t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(env map[string]string) (string, error) {
+		cmd := exec.Command(bin, "-check", "-config", v.localPath)
+		cmd.Env = []string{}
+		for k, val := range env {
+			cmd.Env = append(cmd.Env, k+"="+val)
+		}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run(v.env)
+	if err != nil || !strings.Contains(out, "configuration is valid") {
+		t.Errorf("rivet-gateway -check with the container's env: %v\n%s", err, out)
+	}
+	// Without the env the Deployment provides, it must fail: the check
+	// above depends on it. (A config that takes nothing from the
+	// environment has nothing to drop.)
+	if len(v.env) > 0 {
+		out, err = run(nil)
+		named := false
+		for k := range v.env {
+			named = named || strings.Contains(out, k)
+		}
+		if err == nil || !named {
+			t.Errorf("rivet-gateway -check without env: %v, want a failure naming one of %v\n%s", err, slices.Collect(maps.Keys(v.env)), out)
+		}
 	}
 }
 

@@ -14,7 +14,9 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -78,6 +80,24 @@ type serviceMonitor struct {
 	} `json:"spec"`
 }
 
+// podMonitor is the part of monitoring.coreos.com/v1 PodMonitor the chart
+// uses, decoded strictly like serviceMonitor.
+type podMonitor struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		JobLabel            string               `json:"jobLabel,omitempty"`
+		Selector            metav1.LabelSelector `json:"selector"`
+		PodMetricsEndpoints []struct {
+			Port          string `json:"port,omitempty"`
+			Path          string `json:"path,omitempty"`
+			Scheme        string `json:"scheme,omitempty"`
+			Interval      string `json:"interval,omitempty"`
+			ScrapeTimeout string `json:"scrapeTimeout,omitempty"`
+		} `json:"podMetricsEndpoints"`
+	} `json:"spec"`
+}
+
 // apiTypes maps apiVersion/kind to the Go type a manifest decodes into.
 // Anything else is an error: a kind the tests do not know is a kind they
 // do not check.
@@ -89,6 +109,9 @@ var apiTypes = map[string]func() any{
 	"apps/v1/Deployment":                      func() any { return new(appsv1.Deployment) },
 	"policy/v1/PodDisruptionBudget":           func() any { return new(policyv1.PodDisruptionBudget) },
 	"monitoring.coreos.com/v1/ServiceMonitor": func() any { return new(serviceMonitor) },
+	"monitoring.coreos.com/v1/PodMonitor":     func() any { return new(podMonitor) },
+	"autoscaling/v2/HorizontalPodAutoscaler":  func() any { return new(autoscalingv2.HorizontalPodAutoscaler) },
+	"networking.k8s.io/v1/NetworkPolicy":      func() any { return new(networkingv1.NetworkPolicy) },
 }
 
 // object is one decoded manifest document.
@@ -386,6 +409,10 @@ type pattern struct {
 	services   []*corev1.Service
 	pdbs       []*policyv1.PodDisruptionBudget
 	monitors   []*serviceMonitor
+	// Only the Helm chart renders these.
+	podMonitors []*podMonitor
+	hpas        []*autoscalingv2.HorizontalPodAutoscaler
+	netpols     []*networkingv1.NetworkPolicy
 }
 
 // loadPattern loads the overlay kubeDir/name, with the monitoring
@@ -396,6 +423,16 @@ func loadPattern(name string) (*pattern, error) {
 	if err != nil {
 		return nil, err
 	}
+	p, err := newPattern(name, b.objs)
+	if p.deploy != nil {
+		applyImages(&p.deploy.Spec.Template.Spec, b.images)
+	}
+	return p, err
+}
+
+// newPattern sorts decoded objects (of a kustomize build or a Helm render)
+// into a pattern: one Deployment and what goes with it.
+func newPattern(name string, objs []object) (*pattern, error) {
 	p := &pattern{
 		name:       name,
 		configMaps: map[string]*corev1.ConfigMap{},
@@ -404,7 +441,7 @@ func loadPattern(name string) (*pattern, error) {
 	}
 	seen := map[string]bool{}
 	var errs []error
-	for _, o := range b.objs {
+	for _, o := range objs {
 		if id := o.kind + "/" + o.name; seen[id] {
 			errs = append(errs, fmt.Errorf("%s: duplicate object", o))
 		} else {
@@ -428,12 +465,16 @@ func loadPattern(name string) (*pattern, error) {
 			p.pdbs = append(p.pdbs, v)
 		case *serviceMonitor:
 			p.monitors = append(p.monitors, v)
+		case *podMonitor:
+			p.podMonitors = append(p.podMonitors, v)
+		case *autoscalingv2.HorizontalPodAutoscaler:
+			p.hpas = append(p.hpas, v)
+		case *networkingv1.NetworkPolicy:
+			p.netpols = append(p.netpols, v)
 		}
 	}
 	if p.deploy == nil {
 		errs = append(errs, fmt.Errorf("%s: no Deployment", name))
-	} else {
-		applyImages(&p.deploy.Spec.Template.Spec, b.images)
 	}
 	return p, errors.Join(errs...)
 }
