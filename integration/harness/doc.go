@@ -18,7 +18,11 @@
 // Tests that use BuildGateway or StartGateway should run Main from their TestMain, so the
 // gateway binary built for the test binary is removed at exit.
 //
-// The JS side lives in integration/upstream: server.mjs (actor "counter"), checks.mjs (the
-// checks RunChecks selects by name) and scripts/start.sh, scripts/stop.sh. Its node_modules must
-// be installed (make test does it; or npm install --no-audit --no-fund there).
+// StartServerlessUpstream starts the same engine with the actors served by RivetKit's serverless
+// handler in workerd, through a serverless runner pool (Upstream.Pool) that clients select.
+//
+// The JS side lives in integration/upstream: counter.mjs (actor "counter"), server.mjs (its
+// envoy host), serverless/ (its workerd host), checks.mjs (the checks RunChecks selects by
+// name) and scripts/start.sh, scripts/start-serverless.sh, scripts/stop.sh. Its node_modules
+// must be installed (make test does it; or npm install --no-audit --no-fund there).
 package harness

@@ -216,14 +216,14 @@ func runNode(dir string, args []string, env map[string]string, timeout time.Dura
 }
 
 // nodeEnv returns the environment for a node process: ours without any variable that would
-// change what the JS side does (RivetKit reads RIVET_*/RIVETKIT_*; checks.mjs reads the rest),
-// then extra on top.
+// change what the JS side does (RivetKit reads RIVET_*/RIVETKIT_*, checks.mjs the rest, the
+// start scripts ACTOR_SERVER, POOL and ENGINE_ADMIN_TOKEN), then extra on top.
 func nodeEnv(extra map[string]string) []string {
 	stripped := map[string]bool{
 		"ENC": true, "CHECKS": true, "KEY": true, "PARAMS_JSON": true, "GETPARAMS_JSON": true,
 		"HEADERS_JSON": true, "EXPECT_ERROR": true, "ACTION": true, "ACTION_ARGS_JSON": true,
 		"TIMEOUT_MS": true, "RUN_TIMEOUT_MS": true, "WATCH_PID": true, "READY_TIMEOUT": true,
-		"ENGINE_ADMIN_TOKEN": true,
+		"ENGINE_ADMIN_TOKEN": true, "ACTOR_SERVER": true, "POOL": true,
 	}
 	var env []string
 	for _, kv := range os.Environ() {

@@ -29,19 +29,33 @@ const (
 // errPortInUse reports that start.sh found one of the engine's ports taken (its exit status 3).
 var errPortInUse = errors.New("port in use")
 
-// Upstream is a real RivetKit stack started by StartUpstream: the Rivet Engine binary from npm
-// plus integration/upstream/server.mjs (actor "counter"). Its methods are not safe for
-// concurrent use.
+// ServerlessPool is the serverless runner pool of StartServerlessUpstream: clients select it
+// with rvt-runner (JS createClient({poolName}) or RIVET_POOL, rivetclient.WithPoolName).
+const ServerlessPool = "serverless"
+
+// Upstream is a real RivetKit stack: the Rivet Engine binary from npm and the actor "counter"
+// (integration/upstream/counter.mjs), hosted by integration/upstream/server.mjs (StartUpstream)
+// or by RivetKit's serverless handler in workerd (StartServerlessUpstream). Its methods are not
+// safe for concurrent use.
 type Upstream struct {
 	// URL is the endpoint clients and the gateway talk to: http://127.0.0.1:Port.
 	URL string
 	// Port is the engine's public (guard) port. The engine also binds Port+1 (api-peer) and
 	// Port+10 (metrics), all on 127.0.0.1.
 	Port int
+	// Pool is the runner pool whose actors clients reach: "default" (server.mjs's envoy), or
+	// ServerlessPool.
+	Pool string
+	// WorkerURL is the serverless worker's RivetKit endpoint, http://127.0.0.1:Port+2/api/rivet,
+	// which only the engine calls ("" without one). Clients never use it.
+	WorkerURL string
 
 	dir     string // integration/upstream
 	opts    UpstreamOptions
-	running bool // start.sh ran since the last stop.sh: processes may exist
+	script  string   // scripts/start.sh or scripts/start-serverless.sh
+	offsets []int    // the ports it binds, from Port
+	logs    []string // its log files in runDir
+	running bool     // the start script ran since the last stop.sh: processes may exist
 }
 
 // UpstreamOptions configures StartUpstreamWith.
@@ -67,10 +81,39 @@ func StartUpstream(t testing.TB) *Upstream {
 // StartUpstreamWith is StartUpstream with options; a restart (Start) keeps them.
 func StartUpstreamWith(t testing.TB, opts UpstreamOptions) *Upstream {
 	t.Helper()
-	u := &Upstream{dir: UpstreamDir(t), opts: opts}
+	return startUpstream(t, &Upstream{
+		opts:    opts,
+		Pool:    "default",
+		script:  "start.sh",
+		offsets: []int{0, 1, 10},
+		logs:    []string{"engine.log", "server.log"},
+	})
+}
+
+// StartServerlessUpstream is StartUpstream with serverless actors, as on Cloudflare Workers:
+// scripts/start-serverless.sh starts the engine, then workerd on Port+2 serving RivetKit's
+// registry.handler(request) (integration/upstream/serverless/worker.mjs), registers the
+// serverless runner pool ServerlessPool with the engine and waits until an actor of that pool
+// answers from workerd. Clients must select the pool (Pool).
+func StartServerlessUpstream(t testing.TB) *Upstream {
+	t.Helper()
+	u := startUpstream(t, &Upstream{
+		Pool:    ServerlessPool,
+		script:  "start-serverless.sh",
+		offsets: []int{0, 1, 2, 10},
+		logs:    []string{"engine.log", "worker.log"},
+	})
+	u.WorkerURL = "http://127.0.0.1:" + strconv.Itoa(u.Port+2) + "/api/rivet"
+	return u
+}
+
+// startUpstream starts u on a free port group, retrying with others when one is taken.
+func startUpstream(t testing.TB, u *Upstream) *Upstream {
+	t.Helper()
+	u.dir = UpstreamDir(t)
 	t.Cleanup(func() { u.cleanup(t) })
 	for attempt := 1; ; attempt++ {
-		port, err := reservePorts(0, 1, 10)
+		port, err := reservePorts(u.offsets...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +122,7 @@ func StartUpstreamWith(t testing.TB, opts UpstreamOptions) *Upstream {
 		start := time.Now()
 		err = u.start()
 		if err == nil {
-			t.Logf("harness: upstream ready on %s in %v", u.URL, time.Since(start).Round(time.Millisecond))
+			t.Logf("harness: upstream (pool %s) ready on %s in %v", u.Pool, u.URL, time.Since(start).Round(time.Millisecond))
 			return u
 		}
 		if errors.Is(err, errPortInUse) && attempt < upstreamPortAttempts {
@@ -108,8 +151,8 @@ func (u *Upstream) Start(t testing.TB) {
 	t.Logf("harness: upstream restarted on %s in %v", u.URL, time.Since(start).Round(time.Millisecond))
 }
 
-// Stop stops the engine and the actor server (SIGTERM, then SIGKILL after 10 s). Stopping a
-// stopped upstream does nothing.
+// Stop stops the engine and the actor server or worker (SIGTERM, then SIGKILL after 10 s; the
+// stateless worker gets SIGKILL). Stopping a stopped upstream does nothing.
 func (u *Upstream) Stop(t testing.TB) {
 	t.Helper()
 	start := time.Now()
@@ -120,10 +163,10 @@ func (u *Upstream) Stop(t testing.TB) {
 	t.Logf("harness: upstream on %s stopped in %v", u.URL, time.Since(start).Round(time.Millisecond))
 }
 
-// Logs returns the engine and actor server logs of the current (or last) run.
+// Logs returns the engine and actor server (or worker) logs of the current (or last) run.
 func (u *Upstream) Logs() string {
 	var b strings.Builder
-	for _, name := range []string{"engine.log", "server.log"} {
+	for _, name := range u.logs {
 		data, err := os.ReadFile(filepath.Join(u.runDir(), name))
 		if err != nil {
 			fmt.Fprintf(&b, "==> %s: %v\n", name, err)
@@ -142,7 +185,7 @@ func (u *Upstream) runDir() string {
 // logTail returns the last lines of both logs, for failure messages.
 func (u *Upstream) logTail() string {
 	var b strings.Builder
-	for _, name := range []string{"engine.log", "server.log"} {
+	for _, name := range u.logs {
 		path := filepath.Join(u.runDir(), name)
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -154,11 +197,11 @@ func (u *Upstream) logTail() string {
 	return b.String()
 }
 
-// start runs scripts/start.sh for u.Port.
+// start runs u's start script for u.Port.
 func (u *Upstream) start() error {
 	ctx, cancel := context.WithTimeout(context.Background(), upstreamReadyTimeout+10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(u.dir, "scripts", "start.sh"), strconv.Itoa(u.Port))
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(u.dir, "scripts", u.script), strconv.Itoa(u.Port))
 	cmd.Dir = u.dir
 	env := map[string]string{
 		// The watchdog stops the stack if this test binary dies without running cleanups.
@@ -179,7 +222,7 @@ func (u *Upstream) start() error {
 		if exitErr, ok := errors.AsType[*exec.ExitError](err); ok && exitErr.ExitCode() == 3 {
 			return fmt.Errorf("%w: %s", errPortInUse, strings.TrimSpace(string(out)))
 		}
-		return fmt.Errorf("scripts/start.sh %d: %v: %s", u.Port, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("scripts/%s %d: %v: %s", u.script, u.Port, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

@@ -2,12 +2,13 @@
 # Start a fully local RivetKit stack for the rivet-gateway end-to-end tests:
 #   1. the Rivet Engine binary shipped in npm (@rivetkit/engine-cli-linux-x64-musl) on
 #      127.0.0.1:PORT (guard: the only port clients use), PORT+1 (api-peer), PORT+10 (metrics);
-#   2. server.mjs, the actor process, which dials that engine (RIVET_ENDPOINT).
+#   2. server.mjs, the actor process, which dials that engine (RIVET_ENDPOINT); not with
+#      ACTOR_SERVER=none (scripts/start-serverless.sh, whose actors run in workerd instead).
 # We start the engine ourselves instead of letting rivetkit spawn it, because a rivetkit-spawned
 # engine is re-parented and outlives the node process.
 #
 # State, logs and PIDs live in .run/PORT/ (wiped on every start):
-#   engine.log server.log engine.pid server.pid [watchdog.pid] db/
+#   engine.json engine.log server.log engine.pid server.pid [watchdog.pid] db/
 # scripts/stop.sh PORT ends exactly those PIDs.
 #
 # usage: scripts/start.sh PORT
@@ -18,6 +19,7 @@
 #        ENGINE_ADMIN_TOKEN  if set, the engine requires it (auth.admin_token: Authorization:
 #                       Bearer on its management API, /actors...), as a hosted engine requires
 #                       its namespace token, and server.mjs presents it (RIVET_TOKEN)
+#        ACTOR_SERVER   envoy (default): start server.mjs; none: only the engine
 # exit:  0 ready, 3 one of the ports is taken (pick another), 1 anything else; on failure
 #        whatever was started is stopped again.
 set -euo pipefail
@@ -26,6 +28,8 @@ DIR="$PWD"
 PORT="${1:?usage: scripts/start.sh PORT}"
 case "$PORT" in *[!0-9]*) echo "start.sh: bad port: $PORT" >&2; exit 2 ;; esac
 TIMEOUT="${READY_TIMEOUT:-60}"
+ACTOR_SERVER="${ACTOR_SERVER:-envoy}"
+case "$ACTOR_SERVER" in envoy | none) ;; *) echo "start.sh: ACTOR_SERVER must be envoy or none: $ACTOR_SERVER" >&2; exit 2 ;; esac
 RUN="$DIR/.run/$PORT"
 
 if [ ! -d node_modules/rivetkit ]; then
@@ -58,6 +62,14 @@ check_ports() {
 	fi
 }
 
+# The engine's own datacenter, named with the address it really has: without a topology it
+# calls itself http://127.0.0.1:6420, and it names itself so in every serverless start request,
+# which RivetKit refuses when that is not the endpoint it dials (config.endpoint_mismatch).
+cat >"$RUN/engine.json" <<EOF
+{"topology": {"datacenter_label": 1, "datacenters": [{"name": "default", "datacenter_label": 1,
+  "is_leader": true, "peer_url": "http://127.0.0.1:$((PORT + 1))", "public_url": "http://127.0.0.1:$PORT"}]}}
+EOF
+
 # Same settings rivetkit-core uses for its local dev engine, plus short pegboard/shutdown timers
 # so that actors are scheduled fast and the engine stops within a couple of seconds, and no
 # telemetry (tests stay on loopback).
@@ -78,7 +90,7 @@ env RIVET__TELEMETRY__ENABLED=false "${TOKEN_ENV[@]}" \
 	RIVET__PEGBOARD__MIN_METADATA_POLL_INTERVAL=1000 \
 	RIVET__RUNTIME__FORCE_SHUTDOWN_DURATION=2 RIVET__RUNTIME__GUARD_SHUTDOWN_DURATION=1 \
 	RIVET__RUNTIME__WORKER_SHUTDOWN_DURATION=1 \
-	"$ENGINE" start </dev/null >"$RUN/engine.log" 2>&1 &
+	"$ENGINE" start --config "$RUN/engine.json" </dev/null >"$RUN/engine.log" 2>&1 &
 echo $! >"$RUN/engine.pid"
 
 # The watchdog goes up right after the first process, so nothing can leak from here on.
@@ -99,6 +111,11 @@ until grep -q "HTTP server listening on 127.0.0.1:$PORT\b" "$RUN/engine.log" 2>/
 	sleep 0.1
 done
 T1=$(date +%s%N)
+if [ "$ACTOR_SERVER" = none ]; then
+	check_ports
+	echo "rivet engine ready on http://127.0.0.1:$PORT in $(( (T1 - T0) / 1000000 ))ms (engine pid $(cat "$RUN/engine.pid"), no actor server)"
+	exit 0
+fi
 
 # RIVET_ENDPOINT set => rivetkit spawns no engine; RIVET_RUN_SERVICES=0 => no rivet-services.
 TOKEN_ENV=()

@@ -2,7 +2,11 @@
 # Stop what scripts/start.sh PORT started, by recorded PID only (never by name).
 # Order matters: the actor server first (it stops its actors through the engine: ~0.1 s), then
 # the engine (~0.1 s). Stopping both at once makes the server wait ~7 s for the engine's
-# "envoy lost" threshold. Each process gets SIGTERM, up to 10 s to exit, then SIGKILL.
+# "envoy lost" threshold. Each process gets SIGTERM, up to 10 s to exit, then SIGKILL; except
+# the serverless worker (workerd, scripts/start-serverless.sh), which gets SIGKILL at once: on
+# SIGTERM workerd waits for its in-flight requests, and the engine's /api/rivet/start requests
+# last request_lifespan, past the engine's own end (RivetKit's wasm handler does not end them
+# when the engine goes away). It holds no state: the actors' state is in the engine.
 # Logs in .run/PORT/ are kept.
 # usage: scripts/stop.sh PORT
 set -uo pipefail
@@ -19,20 +23,21 @@ alive() {
 	[ "$state" != "Z" ]
 }
 
-# stop NAME: end the process whose PID is in .run/PORT/NAME.pid, then remove that file.
+# stop NAME [SIGNAL]: end the process whose PID is in .run/PORT/NAME.pid with SIGNAL (default
+# TERM; SIGKILL after 10 s), then remove that file.
 stop() {
-	local f="$RUN/$1.pid" pid
+	local f="$RUN/$1.pid" sig="${2:-TERM}" pid
 	[ -f "$f" ] || return 0
 	pid="$(cat "$f")"
 	# The watchdog execs this script, so its PID is ours: never signal ourselves.
 	if [ -n "$pid" ] && [ "$pid" != "$$" ] && alive "$pid"; then
-		kill -TERM "$pid" 2>/dev/null
+		kill -"$sig" "$pid" 2>/dev/null
 		for _ in $(seq 1 100); do
 			alive "$pid" || break
 			sleep 0.1
 		done
 		if alive "$pid"; then
-			echo "stop.sh: $1 (pid $pid) ignored SIGTERM for 10s: SIGKILL" >&2
+			echo "stop.sh: $1 (pid $pid) still running 10s after SIG$sig: SIGKILL" >&2
 			kill -KILL "$pid" 2>/dev/null
 		fi
 	fi
@@ -40,6 +45,7 @@ stop() {
 }
 
 stop watchdog
+stop worker KILL
 stop server
 stop engine
 echo "stopped rivet upstream on port $PORT"
