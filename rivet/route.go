@@ -251,9 +251,9 @@ func actorRoute(method, rest string, websocket bool) (Intent, string, error) {
 	case strings.HasPrefix(rest, "/inspector/"):
 		return IntentInspector, "", nil
 	case strings.HasPrefix(rest, "/action/"), strings.HasPrefix(rest, "/queue/"):
-		intent, kind, seg := IntentAction, "action", rest[len("/action/"):]
-		if strings.HasPrefix(rest, "/queue/") {
-			intent, kind, seg = IntentQueue, "queue", rest[len("/queue/"):]
+		intent, kind, seg := IntentQueue, "queue", strings.TrimPrefix(rest, "/queue/")
+		if strings.HasPrefix(rest, "/action/") {
+			intent, kind, seg = IntentAction, "action", rest[len("/action/"):]
 		}
 		if seg == "" || strings.Contains(seg, "/") {
 			return intent, "", noRoute(kind + " route needs exactly one name segment")

@@ -234,6 +234,8 @@ func TestParseTargetRefuses(t *testing.T) {
 		{"actor banner slash", get, gw + "/", false, 404, "guard.no_route"},
 		{"action without name", post, gw + "/action/", false, 404, "guard.no_route"},
 		{"action with two segments", post, gw + "/action/a/b", false, 404, "guard.no_route"},
+		{"queue without name", post, gw + "/queue/", false, 404, "guard.no_route"}, // fuzz: once panicked
+		{"queue with two segments", post, gw + "/queue/a/b", false, 404, "guard.no_route"},
 		{"action by GET", get, gw + "/action/getCount", false, 405, "gateway.method_not_allowed"},
 		{"queue by PUT", http.MethodPut, gw + "/queue/jobs", false, 405, "gateway.method_not_allowed"},
 		{"connect without upgrade", get, gw + "/connect", false, 400, "gateway.invalid_request"},
