@@ -125,19 +125,27 @@ type Gateway struct {
 // t.Cleanup stops it (see Stop) and, if the test failed, logs the tail of its output.
 func StartGateway(t testing.TB, configYAML string) *Gateway {
 	t.Helper()
-	return startGateway(t, BuildGateway(t), configYAML)
+	return startGateway(t, BuildGateway(t), "", configYAML)
 }
 
-// startGateway is StartGateway with an explicit binary.
-func startGateway(t testing.TB, bin, configYAML string) *Gateway {
+// StartGatewayAt is StartGateway with the public listener on listenAddr (host:port), for a
+// gateway whose address something else names already (Upstream.PublicAddr). {{LISTEN}} is
+// replaced by listenAddr; the admin listener is picked as for StartGateway.
+func StartGatewayAt(t testing.TB, listenAddr, configYAML string) *Gateway {
+	t.Helper()
+	return startGateway(t, BuildGateway(t), listenAddr, configYAML)
+}
+
+// startGateway is StartGateway with an explicit binary, and listenAddr when it is given.
+func startGateway(t testing.TB, bin, listenAddr, configYAML string) *Gateway {
 	t.Helper()
 	dir := t.TempDir()
 	for attempt := 1; ; attempt++ {
-		g, err := launchGateway(t, bin, filepath.Join(dir, fmt.Sprintf("config-%d.yaml", attempt)), configYAML)
+		g, err := launchGateway(t, bin, filepath.Join(dir, fmt.Sprintf("config-%d.yaml", attempt)), listenAddr, configYAML)
 		if err == nil {
 			return g
 		}
-		if errors.Is(err, errPortInUse) && attempt < gatewayPortAttempts {
+		if errors.Is(err, errPortInUse) && listenAddr == "" && attempt < gatewayPortAttempts {
 			t.Logf("harness: gateway ports taken, picking others: %v", err)
 			continue
 		}
@@ -149,19 +157,22 @@ func startGateway(t testing.TB, bin, configYAML string) *Gateway {
 	}
 }
 
-// launchGateway starts one gateway process on fresh ports and waits for it to be healthy. The
-// returned error wraps errPortInUse if the gateway could not bind its ports.
-func launchGateway(t testing.TB, bin, configPath, configYAML string) (*Gateway, error) {
+// launchGateway starts one gateway process on fresh ports (the public one listenAddr if given)
+// and waits for it to be healthy. The returned error wraps errPortInUse if the gateway could not
+// bind its ports.
+func launchGateway(t testing.TB, bin, configPath, listenAddr, configYAML string) (*Gateway, error) {
 	t.Helper()
-	listen, err := reservePorts(0)
-	if err != nil {
-		return nil, err
+	if listenAddr == "" {
+		listen, err := reservePorts(0)
+		if err != nil {
+			return nil, err
+		}
+		listenAddr = "127.0.0.1:" + strconv.Itoa(listen)
 	}
 	admin, err := reservePorts(0)
 	if err != nil {
 		return nil, err
 	}
-	listenAddr := "127.0.0.1:" + strconv.Itoa(listen)
 	adminAddr := "127.0.0.1:" + strconv.Itoa(admin)
 	config := strings.NewReplacer("{{LISTEN}}", listenAddr, "{{ADMIN}}", adminAddr).Replace(configYAML)
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {

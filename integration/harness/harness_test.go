@@ -169,7 +169,7 @@ func buildFakeGateway(t *testing.T) string {
 // fake gateway.
 func TestGatewayLifecycle(t *testing.T) {
 	t.Parallel()
-	g := startGateway(t, buildFakeGateway(t), `
+	g := startGateway(t, buildFakeGateway(t), "", `
 server:
   listen: "{{LISTEN}}"
 admin:
@@ -210,7 +210,7 @@ upstream:
 func TestThroughFakeGateway(t *testing.T) {
 	t.Parallel()
 	up := StartUpstream(t)
-	g := startGateway(t, buildFakeGateway(t), `
+	g := startGateway(t, buildFakeGateway(t), "", `
 server: {listen: "{{LISTEN}}"}
 admin: {listen: "{{ADMIN}}"}
 upstream: {url: "`+up.URL+`"}

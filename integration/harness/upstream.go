@@ -47,8 +47,13 @@ type Upstream struct {
 	// ServerlessPool.
 	Pool string
 	// WorkerURL is the serverless worker's RivetKit endpoint, http://127.0.0.1:Port+2/api/rivet,
-	// which only the engine calls ("" without one). Clients never use it.
+	// which only the engine calls ("" without one). Clients never need it: its /metadata sends
+	// them to PublicAddr, as a Worker's publicEndpoint does.
 	WorkerURL string
+	// PublicAddr is where the serverless worker's publicEndpoint points clients
+	// (http://PublicAddr): 127.0.0.1:Port+3, free when the upstream started, for the gateway in
+	// front of it to listen on ("" without a worker).
+	PublicAddr string
 
 	dir     string // integration/upstream
 	opts    UpstreamOptions
@@ -100,10 +105,11 @@ func StartServerlessUpstream(t testing.TB) *Upstream {
 	u := startUpstream(t, &Upstream{
 		Pool:    ServerlessPool,
 		script:  "start-serverless.sh",
-		offsets: []int{0, 1, 2, 10},
+		offsets: []int{0, 1, 2, 3, 10},
 		logs:    []string{"engine.log", "worker.log"},
 	})
 	u.WorkerURL = "http://127.0.0.1:" + strconv.Itoa(u.Port+2) + "/api/rivet"
+	u.PublicAddr = "127.0.0.1:" + strconv.Itoa(u.Port+3)
 	return u
 }
 

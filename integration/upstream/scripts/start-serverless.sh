@@ -10,6 +10,8 @@
 #      engine starts actors by calling POST /api/rivet/start there;
 #   4. one actor started through the pool (counter ["start-serverless-warmup"], action runtime)
 #      and checked to answer from workerd: ready means an actor is served end to end.
+# The worker's publicEndpoint (what its /api/rivet/metadata tells clients to use) is
+# http://127.0.0.1:PORT+3, left free for the gateway in front of the engine.
 # Clients select the pool (rvt-runner=POOL, JS createClient({poolName}) or RIVET_POOL, Go
 # rivetclient.WithPoolName) and talk to the engine only, never to the worker.
 #
@@ -32,6 +34,10 @@ TIMEOUT="${READY_TIMEOUT:-60}"
 RUN="$DIR/.run/$PORT"
 ENGINE_URL="http://127.0.0.1:$PORT"
 WORKER_ADDR="127.0.0.1:$((PORT + 2))"
+PUBLIC_ENDPOINT="http://127.0.0.1:$((PORT + 3))"
+# The secret the engine's requests to the worker carry (the pool's headers); the worker refuses
+# its routes but metadata without it.
+WORKER_SECRET="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 T0=$(date +%s%N)
 DEADLINE=$(( $(date +%s) + TIMEOUT ))
 
@@ -49,7 +55,7 @@ node serverless/build.mjs "$RUN/worker" >"$RUN/build.log" 2>&1 || fail "serverle
 
 WORKERD="$DIR/node_modules/.bin/workerd"
 [ -x "$WORKERD" ] || fail "$WORKERD is missing: run 'npm install --no-audit --no-fund' in $DIR"
-RIVET_ENDPOINT="$ENGINE_URL" "$WORKERD" serve "$RUN/worker/workerd.capnp" --socket-addr "http=$WORKER_ADDR" \
+RIVET_ENDPOINT="$ENGINE_URL" RIVET_PUBLIC_ENDPOINT="$PUBLIC_ENDPOINT" WORKER_SECRET="$WORKER_SECRET" "$WORKERD" serve "$RUN/worker/workerd.capnp" --socket-addr "http=$WORKER_ADDR" \
 	</dev/null >"$RUN/worker.log" 2>&1 &
 echo $! >"$RUN/worker.pid"
 
@@ -70,7 +76,7 @@ T1=$(date +%s%N)
 status="$(curl -s -o "$RUN/runner-config.json" -w '%{http_code}' --max-time 10 -X PUT \
 	-H 'content-type: application/json' "$ENGINE_URL/runner-configs/$POOL?namespace=default" \
 	-d '{"datacenters": {"default": {"serverless": {
-		"url": "http://'"$WORKER_ADDR"'/api/rivet", "headers": {},
+		"url": "http://'"$WORKER_ADDR"'/api/rivet", "headers": {"x-worker-secret": "'"$WORKER_SECRET"'"},
 		"request_lifespan": 300, "drain_grace_period": 10, "metadata_poll_interval": 1000,
 		"max_runners": 1000, "min_runners": 0, "runners_margin": 0, "slots_per_runner": 1}}}}')" ||
 	fail "PUT /runner-configs/$POOL: curl failed"

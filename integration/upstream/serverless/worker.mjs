@@ -10,7 +10,13 @@
 //
 // Bindings (workerd.capnp): RIVET_ENDPOINT, the engine this runner dials (it must equal the
 // engine's public URL: the engine names itself in every start request, and RivetKit refuses a
-// start request from another endpoint with config.endpoint_mismatch).
+// start request from another endpoint with config.endpoint_mismatch); RIVET_PUBLIC_ENDPOINT, the
+// gateway in front of the engine: the worker's /api/rivet/metadata answers it as clientEndpoint,
+// so a client given the worker's URL goes to the gateway, never to the engine around it. No
+// publicToken: the worker hands clients no token (they authenticate to the gateway, which holds
+// the namespace token). WORKER_SECRET: the engine's requests carry it in x-worker-secret (the
+// runner pool's headers); everything but GET /api/rivet/metadata is refused without it, since
+// /api/rivet/start runs actors for whoever calls it.
 import * as wasmBindings from "@rivetkit/rivetkit-wasm";
 import { setup } from "rivetkit";
 import { counter } from "../counter.mjs";
@@ -21,6 +27,7 @@ import { counter } from "../counter.mjs";
 import wasmModule from "./rivetkit_wasm_bg.wasm";
 
 const BASE_PATH = "/api/rivet";
+const SECRET_HEADER = "x-worker-secret";
 
 /** The registry, built on the first request (bindings are only known then). */
 let registry;
@@ -32,6 +39,7 @@ function registryFor(env) {
 		wasm: { bindings: wasmBindings, initInput: { module_or_path: wasmModule } },
 		endpoint: env.RIVET_ENDPOINT,
 		namespace: "default",
+		serverless: { publicEndpoint: env.RIVET_PUBLIC_ENDPOINT },
 		noWelcome: true,
 	});
 	return registry;
@@ -43,6 +51,20 @@ export default {
 		if (pathname !== BASE_PATH && !pathname.startsWith(`${BASE_PATH}/`)) {
 			return new Response("not found\n", { status: 404 });
 		}
+		// The metadata route tells clients where to go (publicEndpoint) and nothing else; every
+		// other route is the engine's alone.
+		const metadata = request.method === "GET" && pathname === `${BASE_PATH}/metadata`;
+		if (!metadata && !(env.WORKER_SECRET && (await sameSecret(request.headers.get(SECRET_HEADER), env.WORKER_SECRET)))) {
+			return new Response("forbidden\n", { status: 403 });
+		}
 		return registryFor(env).handler(request);
 	},
 };
+
+/** Compares a presented secret with the configured one in constant time (as digests). */
+async function sameSecret(presented, secret) {
+	if (presented === null) return false;
+	const enc = new TextEncoder();
+	const [a, b] = await Promise.all([enc.encode(presented), enc.encode(secret)].map((d) => crypto.subtle.digest("SHA-256", d)));
+	return crypto.subtle.timingSafeEqual(a, b);
+}

@@ -1,7 +1,9 @@
 # workerd configuration for serverless/worker.mjs, bundled by build.mjs into worker.js next to a
 # copy of this file and of rivetkit_wasm_bg.wasm (scripts/start-serverless.sh does both, in
 # .run/PORT/worker/). The listening address is given on the command line
-# (--socket-addr http=127.0.0.1:P) and the engine's URL in the environment (RIVET_ENDPOINT).
+# (--socket-addr http=127.0.0.1:P), the engine's URL and the gateway's in the environment
+# (RIVET_ENDPOINT, RIVET_PUBLIC_ENDPOINT), and the secret the engine's requests carry
+# (WORKER_SECRET).
 using Workerd = import "/workerd/workerd.capnp";
 
 const config :Workerd.Config = (
@@ -22,6 +24,10 @@ const rivetWorker :Workerd.Worker = (
   # nodejs_compat is the default from 2026-08-04 on (RivetKit imports node:async_hooks and
   # node:module; pino and its Node transports are bundled in their browser builds).
   compatibilityDate = "2026-11-01",
-  bindings = [ (name = "RIVET_ENDPOINT", fromEnvironment = "RIVET_ENDPOINT") ],
+  bindings = [
+    (name = "RIVET_ENDPOINT", fromEnvironment = "RIVET_ENDPOINT"),
+    (name = "RIVET_PUBLIC_ENDPOINT", fromEnvironment = "RIVET_PUBLIC_ENDPOINT"),
+    (name = "WORKER_SECRET", fromEnvironment = "WORKER_SECRET"),
+  ],
   globalOutbound = "loopback",
 );
