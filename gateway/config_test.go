@@ -161,6 +161,40 @@ func TestReadmeCustodyExample(t *testing.T) {
 	}
 }
 
+// TestReadmeDeploymentExamples: the complete configurations of the README's deployment
+// sections decode strictly and validate (their files are the deployment's), with no warning.
+// The end-to-end tests run the same blocks (integration/readme_test.go).
+func TestReadmeDeploymentExamples(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, heading := range []string{"### In front of Rivet Cloud", "### Actors on Cloudflare Workers"} {
+		t.Run(heading[4:], func(t *testing.T) {
+			_, section, ok := strings.Cut(string(b), "\n"+heading+"\n")
+			_, block, ok2 := strings.Cut(section, "```yaml\n")
+			block, _, ok3 := strings.Cut(block, "```")
+			if !ok || !ok2 || !ok3 {
+				t.Fatalf("README: no yaml block under %q", heading)
+			}
+			cfg := DefaultConfig()
+			if err := config.Decode([]byte(block), &cfg, func(string) (string, bool) { return "", false }); err != nil {
+				t.Fatalf("README example: %v", err)
+			}
+			if err := cfg.validate(false); err != nil {
+				t.Errorf("README example: %v", err)
+			}
+			if w := cfg.Warnings(); len(w) != 0 {
+				t.Errorf("README example: warnings %v", w)
+			}
+			if cfg.Upstream.Namespace == "" || cfg.Upstream.TokenFile == "" || cfg.Admin.ReadinessUpstream {
+				t.Errorf("README example: upstream %+v, readiness_upstream %t; want a token file, a namespace, no upstream readiness",
+					cfg.Upstream, cfg.Admin.ReadinessUpstream)
+			}
+		})
+	}
+}
+
 // TestValidateTrustedProxies: every bad trusted proxy is reported with its
 // YAML path, a bad header by name; trusting every peer is valid but warned
 // about.

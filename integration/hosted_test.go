@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -35,58 +37,71 @@ const (
 	hostedJSToken = "client-js-own-token"
 	hostedGoToken = "client-go-own-token"
 	hostedAPIKey  = "hosted-e2e-api-key"
+	// hostedAPIKeyID is its id in the API keys file.
+	hostedAPIKeyID = "hosted-e2e"
 )
 
 // hostedSetup is what a hosted gateway's configuration names.
 type hostedSetup struct {
 	front                     *tlsFront
 	caFile, certFile, keyFile string
+	tokenFile, keysFile       string // the namespace token, the API keys (hostedAPIKey)
 }
 
-// config returns the gateway configuration, without the upstream keys named in omit (host,
-// server_name, ca_file, token), for the tests showing what each of them is for.
-func (h hostedSetup) config(omit ...string) string {
-	upstream := [][2]string{
-		// The URL names the address: engine.rivet.test does not resolve here (nor, for a
-		// private endpoint, in production). host and server_name name the engine.
-		{"url", h.front.URL},
-		{"host", h.front.Host},
-		{"server_name", h.front.Name},
-		{"ca_file", h.caFile},
-		{"token", hostedToken},
-	}
-	var b strings.Builder
-	b.WriteString(`
-server:
-  listen: "{{LISTEN}}"
-  shutdown_timeout: 5s
-  tls_cert_file: "` + h.certFile + `"
-  tls_key_file: "` + h.keyFile + `"
-admin:
-  listen: "{{ADMIN}}"
-log:
-  level: debug
-upstream:
-`)
-	for _, kv := range upstream {
-		if !slices.Contains(omit, kv[0]) {
-			fmt.Fprintf(&b, "  %s: %q\n", kv[0], kv[1])
+// hostedReadmeHeading is the README section whose configuration these tests run.
+const hostedReadmeHeading = "### In front of Rivet Cloud"
+
+// newHostedSetup writes the files the configuration references: the gateway's certificate, the
+// namespace token, the API keys file.
+func newHostedSetup(t *testing.T, pki *testPKI, front *tlsFront) hostedSetup {
+	_, certFile, keyFile := pki.issue(t, "gateway", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	dir := t.TempDir()
+	h := hostedSetup{front: front, caFile: pki.CAFile, certFile: certFile, keyFile: keyFile,
+		tokenFile: filepath.Join(dir, "token"), keysFile: filepath.Join(dir, "api-keys.yaml")}
+	keys := "- id: " + hostedAPIKeyID + "\n  sha256: \"" + sha256Hex(hostedAPIKey) + "\"\n"
+	for file, content := range map[string]string{h.tokenFile: hostedToken + "\n", h.keysFile: keys} {
+		if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
 		}
 	}
-	b.WriteString(`auth:
-  credentials: [api_key_header, conn_params]
-  api_keys:
-    keys:
-      - id: hosted-e2e
-        sha256: "` + sha256Hex(hostedAPIKey) + `"
-  rules:
-    - match: {actors: [counter]}
-      allow: authenticated
-params:
-  source: static
-  static: {token: verified-by-gateway}
-`)
-	return b.String()
+	return h
+}
+
+// config returns the README's configuration for Rivet Cloud (hostedReadmeHeading) with what is
+// the deployment's replaced by the test's, and, without the upstream keys named in omit (host,
+// server_name, ca_file, token), for the tests showing what each of them is for.
+func (h hostedSetup) config(t *testing.T, omit ...string) string {
+	edits := []yamlEdit{
+		set("server.listen", "{{LISTEN}}"),
+		add("server.shutdown_timeout", "5s"),
+		set("server.tls_cert_file", h.certFile),
+		set("server.tls_key_file", h.keyFile),
+		set("admin.listen", "{{ADMIN}}"),
+		add("log.level", "debug"),
+		// The URL names the address: engine.rivet.test does not resolve here (nor, for a
+		// private endpoint, in production). host and server_name name the engine.
+		set("upstream.url", h.front.URL),
+		set("upstream.token_file", h.tokenFile),
+		set("upstream.namespace", "default"),
+		set("auth.api_keys.file", h.keysFile),
+	}
+	for _, kv := range [][2]string{{"host", h.front.Host}, {"server_name", h.front.Name}, {"ca_file", h.caFile}} {
+		if !slices.Contains(omit, kv[0]) {
+			edits = append(edits, add("upstream."+kv[0], kv[1]))
+		}
+	}
+	if slices.Contains(omit, "token") {
+		edits = append(edits, del("upstream.token_file"))
+	}
+	return readmeConfig(t, hostedReadmeHeading, edits...)
+}
+
+// assertHostedParams: the actor saw the params the README's configuration builds for hostedAPIKey.
+func assertHostedParams(t *testing.T, what string, p map[string]any) {
+	t.Helper()
+	if p["token"] != "verified-by-gateway" || p["caller"] != hostedAPIKeyID || len(p) != 2 {
+		t.Errorf("params the actor saw (%s): got %v, want only the gateway's {token: verified-by-gateway, caller: %s}", what, p, hostedAPIKeyID)
+	}
 }
 
 // TestHostedEngineOverTLS runs the real JS client and the Go client through a TLS gateway in
@@ -98,9 +113,8 @@ func TestHostedEngineOverTLS(t *testing.T) {
 	pki := newTestPKI(t)
 	up := harness.StartUpstreamWith(t, harness.UpstreamOptions{AdminToken: hostedToken})
 	front := startTLSFront(t, pki, hostedEngineName, up.URL, hostedToken)
-	_, certFile, keyFile := pki.issue(t, "gateway", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
-	setup := hostedSetup{front: front, caFile: pki.CAFile, certFile: certFile, keyFile: keyFile}
-	gw := harness.StartGateway(t, setup.config())
+	setup := newHostedSetup(t, pki, front)
+	gw := harness.StartGateway(t, setup.config(t))
 	endpoint := "https://" + strings.TrimPrefix(gw.URL, "http://")
 	// Trusting the test CA the usual way: the default transport, cloned, with a root pool. Its
 	// TLS config offers h2 (issue 12: rivetclient's WebSocket dials must not inherit that).
@@ -141,9 +155,7 @@ func TestHostedEngineOverTLS(t *testing.T) {
 				out.ActionByKey, out.GetByKey, out.ActionByID, out.GetForID, out.CreatedID)
 		}
 		for what, p := range map[string]map[string]any{"HTTP": out.WhoamiHTTP, "connect by key": out.ConnectByKey.Params, "connect by id": out.ConnectByID.Params} {
-			if p["token"] != "verified-by-gateway" || len(p) != 1 {
-				t.Errorf("params the actor saw (%s): got %v, want only the gateway's {token: verified-by-gateway}", what, p)
-			}
+			assertHostedParams(t, what, p)
 		}
 		for what, f := range map[string]*string{"by key": out.FetchByKey.ActorSawToken, "by id": out.FetchByID.ActorSawToken} {
 			if f != nil && *f != hostedToken {
@@ -213,7 +225,7 @@ func TestHostedEngineOverTLS(t *testing.T) {
 			}},
 		} {
 			t.Run(tt.omit, func(t *testing.T) {
-				g := harness.StartGateway(t, setup.config(tt.omit))
+				g := harness.StartGateway(t, setup.config(t, tt.omit))
 				front.take()
 				status := hostedAction(t, trusting, "https://"+strings.TrimPrefix(g.URL, "http://"))
 				requests, snis := front.take()
@@ -385,6 +397,7 @@ func testHostedGoClient(t *testing.T, endpoint string, hc *http.Client) {
 		t.Errorf("whoami: %v", err)
 	} else {
 		who.assertToken(t, "verified-by-gateway")
+		assertHostedParams(t, "Go client, whoami", who.Params)
 	}
 
 	byID, err := c.Create(step(), "counter", clientKey(t), nil, rivetclient.HandleOptions{})

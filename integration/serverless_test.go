@@ -2,8 +2,13 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,32 +31,39 @@ const (
 	serverlessFirstTTL = 3 * time.Second
 )
 
-// serverlessConfig is the gateway in front of the serverless engine, configured as for a
-// self-hosted one (authzConfig): the README's rules, JWTs as bearer tokens or in the connection
-// params, params built from the verified token; and connections closed when their token expires.
-func serverlessConfig(t *testing.T, upstream string) string {
-	return baseConfig(upstream) + `auth:
-  credentials: [bearer, conn_params]
-  close_on_expiry: true
-  jwt:
-    leeway: 0s
-    issuers:
-` + hsIssuerYAML() + `
-` + readmeRules(t) + `params:
-  source: claims
-  claims:
-    token: verified-by-gateway
-    userId: "{{ .Subject }}"
-`
+// serverlessConfig is the README's configuration for actors on Cloudflare Workers, run in front
+// of up: JWTs as bearer tokens or in the connection params (the test's HS256 issuer for the
+// README's JWKS one), the README's rules (a counter is reachable only by the user its key
+// names), params built from the verified token, connections closed when their token expires.
+// The gateway must listen where the worker's publicEndpoint points clients (StartGatewayAt).
+func serverlessConfig(t *testing.T, up *harness.Upstream) string {
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	// The open-source engine checks no token: this one only shows the file is read and sent.
+	if err := os.WriteFile(tokenFile, []byte("serverless-namespace-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return readmeConfig(t, "### Actors on Cloudflare Workers",
+		set("server.listen", "{{LISTEN}}"),
+		add("server.shutdown_timeout", "5s"),
+		set("admin.listen", "{{ADMIN}}"),
+		add("log.level", "debug"),
+		set("upstream.url", up.URL),
+		set("upstream.token_file", tokenFile),
+		set("upstream.namespace", "default"),
+		add("auth.jwt.leeway", "0s"),
+		set("auth.jwt.issuers", yamlText(hsIssuerYAML())),
+	)
 }
 
 // TestServerlessActors runs the gateway in front of an engine whose counter actors are served
 // by RivetKit's handler(request) in workerd, and drives the real JS client and the Go client
 // through it: stateless actions, a connection with events whose token expires and is refreshed
 // by getParams / GetParams on the reconnect, and the key binding refusing another user's counter.
+// Both clients also start from the Worker's own URL, as a client configured with a Worker's
+// address does: the Worker's metadata (its publicEndpoint) must send them to the gateway.
 func TestServerlessActors(t *testing.T) {
 	up := harness.StartServerlessUpstream(t)
-	gw := harness.StartGateway(t, serverlessConfig(t, up.URL))
+	gw := harness.StartGatewayAt(t, up.PublicAddr, serverlessConfig(t, up))
 
 	// The baseline, as TestUpstreamDirect for the envoy host: every checks.mjs check straight
 	// at the engine (raw fetch and WebSocket, queue, ordering, errors included).
@@ -61,12 +73,71 @@ func TestServerlessActors(t *testing.T) {
 	})
 	t.Run("JS client", func(t *testing.T) {
 		t.Parallel()
-		testServerlessJS(t, gw.URL, up.Pool)
+		testServerlessJS(t, gw.URL, up.Pool, "ada")
 	})
 	t.Run("Go client", func(t *testing.T) {
 		t.Parallel()
-		testServerlessGo(t, gw.URL, up.Pool)
+		testServerlessGo(t, gw.URL, up.Pool, "gus")
 	})
+	t.Run("the worker sends clients to the gateway", func(t *testing.T) {
+		t.Parallel()
+		testWorkerMetadata(t, up.WorkerURL, gw.URL)
+		t.Run("JS client", func(t *testing.T) { testServerlessJS(t, up.WorkerURL, up.Pool, "cy") })
+		t.Run("Go client", func(t *testing.T) { testServerlessGo(t, up.WorkerURL, up.Pool, "dot") })
+	})
+}
+
+// testWorkerMetadata checks what the worker's /api/rivet/metadata tells a client that starts
+// there: the gateway as clientEndpoint (its publicEndpoint), and no token or namespace of its
+// own. The clients then never use the worker's URL again: every later request goes to the
+// gateway, which the subtests after it prove (the actor sees the params only the gateway builds,
+// and the key binding refuses bob's counter).
+func testWorkerMetadata(t *testing.T, workerURL, gatewayURL string) {
+	resp, err := http.Get(workerURL + "/metadata")
+	if err != nil {
+		t.Fatalf("worker metadata: %v", err)
+	}
+	defer resp.Body.Close()
+	var md map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&md); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("worker metadata: status %d, %v", resp.StatusCode, err)
+	}
+	// RivetKit hands publicEndpoint out normalized, with a trailing slash.
+	if md["clientEndpoint"] != gatewayURL+"/" {
+		t.Errorf("worker metadata clientEndpoint: got %v, want the gateway %s", md["clientEndpoint"], gatewayURL)
+	}
+	for _, field := range []string{"clientToken", "clientNamespace"} {
+		if v, ok := md[field]; ok {
+			t.Errorf("worker metadata %s: got %v, want none", field, v)
+		}
+	}
+
+	// The rest of /api/rivet is the engine's: it runs actors for whoever calls it. The engine's
+	// requests carry the pool's secret header (they start every actor these tests use).
+	for _, tt := range []struct{ method, path, secret string }{
+		{"POST", "/start", ""},
+		{"POST", "/start", "not-the-secret"},
+		{"GET", "/start", ""},
+		{"GET", "/health", ""},
+		{"GET", "", ""},
+		{"POST", "/metadata", ""},
+	} {
+		req, err := http.NewRequest(tt.method, workerURL+tt.path, strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.secret != "" {
+			req.Header.Set("X-Worker-Secret", tt.secret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tt.method, tt.path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s worker%s (secret %q): got %d, want 403", tt.method, tt.path, tt.secret, resp.StatusCode)
+		}
+	}
 }
 
 // serverlessParams is what the actor must see on every connection of sub: the params the
@@ -75,11 +146,10 @@ func serverlessParams(sub string) string {
 	return `{"token":"verified-by-gateway","userId":"` + sub + `"}`
 }
 
-// testServerlessJS drives serverless-client.mjs as ada: stateless actions with a bearer
+// testServerlessJS drives serverless-client.mjs as sub, starting at endpoint: stateless actions with a bearer
 // token, connect() whose getParams token expires and is refreshed on the reconnect, and bob's
 // counter refused over HTTP and connect().
-func testServerlessJS(t *testing.T, endpoint, pool string) {
-	const sub = "ada"
+func testServerlessJS(t *testing.T, endpoint, pool, sub string) {
 	tokens := startTokenServer(t, func(n int) (string, time.Time) {
 		ttl := time.Minute
 		if n == 1 {
@@ -155,10 +225,9 @@ func testServerlessJS(t *testing.T, endpoint, pool string) {
 	}
 }
 
-// testServerlessGo does what testServerlessJS does with the Go client, as gus.
-func testServerlessGo(t *testing.T, endpoint, pool string) {
+// testServerlessGo does what testServerlessJS does with the Go client.
+func testServerlessGo(t *testing.T, endpoint, pool, sub string) {
 	clientLeakCheck(t)
-	const sub = "gus"
 	ctx := clientContext(t)
 	c := startClient(t, endpoint, rivetclient.WithPoolName(pool))
 	token, _ := mintHS256(t, sub, time.Minute, nil)
