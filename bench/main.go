@@ -6,10 +6,11 @@
 //	go run ./bench -mode full           every workload and configuration (< 10 min)
 //	go run ./bench -soak -conns 10000 -duration 2m
 //
-// Layout (one machine, two cores): the proxy under test (rivet-gateway, or
-// nginx with one worker and its auth service) runs on core 0 with
-// GOMAXPROCS=1; this loader, the engine stand-in (upstream) and the params
-// service run on core 1. Each measured cell alternates direct and proxied
+// Layout (one machine, two cores, -split): by default the engine stand-in
+// (upstream) runs alone on core 0, and the proxy under test (rivet-gateway
+// with GOMAXPROCS=1, or nginx with one worker and its auth service) shares
+// core 1 with this loader and the params service; -split alone gives the
+// proxy core 0 to itself instead. Each measured cell alternates direct and proxied
 // runs (A/B/A/B...) and reports the median of the per-pair ratios
 // proxied ops/s ÷ direct ops/s, with latency quantiles. See bench/README.md.
 package main
@@ -45,6 +46,7 @@ type options struct {
 	out        string
 	gatewayBin string
 	pin        bool
+	split      string
 	conc       int
 	dur        time.Duration
 	warmup     time.Duration
@@ -69,7 +71,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.mode, "mode", "quick", "quick (< 2 min) | full (< 10 min) | smoke (seconds, for tests)")
 	fs.StringVar(&o.out, "out", "bench/results/latest.md", "file the table is written to (\"\" = none)")
 	fs.StringVar(&o.gatewayBin, "gateway-bin", "", "prebuilt rivet-gateway binary (default: go build ./cmd/rivet-gateway)")
-	fs.BoolVar(&o.pin, "pin", true, "pin processes with taskset (proxy on core 0, the rest on core 1) when taskset exists")
+	fs.BoolVar(&o.pin, "pin", true, "pin processes with taskset (see -split) when taskset exists")
+	fs.StringVar(&o.split, "split", "shared", "shared: upstream alone on core 0, proxy and loader on core 1 | alone: proxy alone on core 0, loader and upstream on core 1")
 	fs.IntVar(&o.conc, "c", 32, "concurrent connections per run")
 	fs.DurationVar(&o.dur, "d", 0, "measured duration of one run (default per mode)")
 	fs.DurationVar(&o.warmup, "warmup", 0, "warm-up before each run (default per mode)")
@@ -98,6 +101,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	d, ok := def[o.mode]
 	if !ok {
 		return o, fmt.Errorf("unknown -mode %q", o.mode)
+	}
+	if _, ok := layouts[o.split]; !ok {
+		return o, fmt.Errorf("unknown -split %q (want shared or alone)", o.split)
 	}
 	if o.dur == 0 {
 		o.dur = d.dur
@@ -133,7 +139,7 @@ func run(args []string, stdout io.Writer) int {
 		// Re-run this loader pinned to the load core.
 		self, err := os.Executable()
 		if err == nil {
-			argv := append([]string{"taskset", "-c", loadCore, self}, args...)
+			argv := append([]string{"taskset", "-c", layouts[o.split].load, self}, args...)
 			tp, _ := exec.LookPath("taskset")
 			err = syscall.Exec(tp, argv, append(os.Environ(), pinnedEnv+"=1"))
 		}
@@ -266,7 +272,7 @@ type measured struct {
 
 // runBench measures every cell of the mode and returns the report.
 func runBench(ctx context.Context, o options, log io.Writer) (string, error) {
-	e, err := newEnv(o.gatewayBin, o.pin, log)
+	e, err := newEnv(o.gatewayBin, o.pin, layouts[o.split], log)
 	if err != nil {
 		return "", err
 	}
@@ -448,7 +454,7 @@ func report(o options, e *env, ms []*measured, mem *memResult, took time.Duratio
 	fmt.Fprintf(&b, "# rivet-gateway benchmark (%s mode)\n\n", o.mode)
 	fmt.Fprintf(&b, "- date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "- machine: %s\n", machine())
-	pin := "proxy (rivet-gateway / nginx + auth service) on core 0 with GOMAXPROCS=1 / one worker; loader, upstream and params service on core 1"
+	pin := e.cores.desc
 	if !o.pin {
 		pin = "not pinned (taskset missing or -pin=false)"
 	}
@@ -456,7 +462,7 @@ func report(o options, e *env, ms []*measured, mem *memResult, took time.Duratio
 	fmt.Fprintf(&b, "- machine load average (1 min) at start / end: %s (anything else running skews the numbers)\n", load)
 	fmt.Fprintf(&b, "- runs: %d connections, %v warm-up + %v measured per run, %d direct/proxied pairs per cell (A/B/A/B), ratio = median of per-pair proxied ÷ direct ops/s; latency = median over runs of each run's quantile; took %v\n",
 		o.conc, o.warmup, o.dur, o.pairs, took.Round(time.Second))
-	b.WriteString("- gateway: production defaults, metrics on, access log off; configs: none = anonymous, no params; hs256 / es256 = JWT bearer (HTTP) or conn-params authToken (WebSocket); +claims = params from claims; +httpsvc = params from an HTTP params service (core 1). nginx: plain proxy_pass with keepalive, and auth_request to a Go JWT (HS256) service on core 0; access_log off\n\n")
+	b.WriteString("- gateway: production defaults, metrics on, access log off; configs: none = anonymous, no params; hs256 / es256 = JWT bearer (HTTP) or conn-params authToken (WebSocket); +claims = params from claims; +httpsvc = params from an HTTP params service (on the loader's core). nginx: plain proxy_pass with keepalive, and auth_request to a Go JWT (HS256) service on the proxy's core; access_log off\n\n")
 	b.WriteString("| workload | proxy | config | direct ops/s | proxied ops/s | ratio (pairs) | direct p50 / p99 | proxied p50 / p99 | added p99 | errors |\n")
 	b.WriteString("| --- | --- | --- | ---: | ---: | --- | --- | --- | ---: | ---: |\n")
 	for _, m := range ms {

@@ -24,13 +24,36 @@ import (
 	"github.com/rivet-gateway/rivet-gateway/internal/syncbuf"
 )
 
-// Cores: the proxy under test (gateway, nginx and nginx's auth service) on
-// proxyCore, everything else (loader, upstream, params service) on
-// loadCore. With taskset missing nothing is pinned.
-const (
-	proxyCore = "0"
-	loadCore  = "1"
-)
+// layout is where each process runs (-split), by CPU number for taskset.
+// With taskset missing nothing is pinned.
+type layout struct {
+	name string
+	// proxy is the proxy under test: the gateway, or nginx and its
+	// auth_request service.
+	proxy string
+	// upstream is the engine stand-in.
+	upstream string
+	// load is this loader and the params service.
+	load string
+	desc string
+}
+
+// layouts are the two splits of a two-core machine.
+//
+//   - shared (the default): the upstream alone on core 0, the proxy and the
+//     loader together on core 1. Every cycle the proxy spends comes out of
+//     the load, and the direct baseline runs with the loader alone on its
+//     core: the ratio is what a proxy costs where CPU is the budget.
+//   - alone: the proxy alone on core 0, the loader and the upstream on
+//     core 1. The proxy gets a core it need not share, and the direct
+//     baseline is slowed by the loader sharing the upstream's core: the
+//     ratio shows throughput with CPU to spare, and flatters every proxy.
+var layouts = map[string]layout{
+	"shared": {name: "shared", proxy: "1", upstream: "0", load: "1",
+		desc: "split shared: upstream alone on core 0; proxy (rivet-gateway / nginx + auth service, GOMAXPROCS=1 / one worker), loader and params service on core 1"},
+	"alone": {name: "alone", proxy: "0", upstream: "1", load: "1",
+		desc: "split alone: proxy (rivet-gateway / nginx + auth service) alone on core 0 with GOMAXPROCS=1 / one worker; loader, upstream and params service on core 1"},
+}
 
 const (
 	benchIssuer   = "rivet-bench"
@@ -47,6 +70,7 @@ type env struct {
 	self       string // this binary (roles are re-executed from it)
 	gatewayBin string
 	pin        bool // taskset is used
+	cores      layout
 	secret     string
 	esKeyFile  string
 	hsToken    string
@@ -141,12 +165,12 @@ func (p *proc) exited() bool {
 
 // newEnv builds the gateway (unless gatewayBin is given), makes the keys
 // and tokens, and starts the upstream and the params service.
-func newEnv(gatewayBin string, pin bool, log io.Writer) (*env, error) {
+func newEnv(gatewayBin string, pin bool, cores layout, log io.Writer) (*env, error) {
 	dir, err := os.MkdirTemp("", "rivet-bench-")
 	if err != nil {
 		return nil, err
 	}
-	e := &env{dir: dir, pin: pin, log: log}
+	e := &env{dir: dir, pin: pin, cores: cores, log: log}
 	ok := false
 	defer func() {
 		if !ok {
@@ -174,10 +198,10 @@ func newEnv(gatewayBin string, pin bool, log io.Writer) (*env, error) {
 	if err := e.makeCredentials(); err != nil {
 		return nil, err
 	}
-	if e.upstream, err = e.startRole("upstream", loadCore); err != nil {
+	if e.upstream, err = e.startRole("upstream", e.cores.upstream); err != nil {
 		return nil, err
 	}
-	if e.params, err = e.startRole("params", loadCore); err != nil {
+	if e.params, err = e.startRole("params", e.cores.load); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -358,7 +382,7 @@ func (e *env) startGateway(v variant) (*gateway, error) {
 		if err := os.WriteFile(cfgPath, []byte(e.gatewayConfig(v, listen, admin)), 0o600); err != nil {
 			return nil, err
 		}
-		cmd := e.command(proxyCore, e.gatewayBin, "-config", cfgPath)
+		cmd := e.command(e.cores.proxy, e.gatewayBin, "-config", cfgPath)
 		p := &proc{name: "rivet-gateway", cmd: cmd, out: &syncbuf.Buffer{Limit: 1 << 20}, done: make(chan struct{}), addr: listen}
 		cmd.Stdout, cmd.Stderr = p.out, p.out
 		if err := cmd.Start(); err != nil {
@@ -407,7 +431,7 @@ func (e *env) startNginx() (*nginx, error) {
 		return nil, nil // not installed: skipped
 	}
 	if e.auth == nil {
-		if e.auth, err = e.startRole("auth", proxyCore, secretEnv+"="+e.secret); err != nil {
+		if e.auth, err = e.startRole("auth", e.cores.proxy, secretEnv+"="+e.secret); err != nil {
 			return nil, err
 		}
 	}
@@ -479,7 +503,7 @@ http {
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	cmd := e.command(proxyCore, bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
+	cmd := e.command(e.cores.proxy, bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
 	p := &proc{name: "nginx", cmd: cmd, out: &syncbuf.Buffer{Limit: 1 << 20}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {

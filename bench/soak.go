@@ -225,7 +225,7 @@ func (r *soakResult) String() string {
 // message on each every o.soakInterval (jittered) for o.soakDuration,
 // samples the gateway's memory, and closes them all.
 func runSoak(ctx context.Context, o options, log io.Writer) (*soakResult, error) {
-	e, err := newEnv(o.gatewayBin, o.pin, log)
+	e, err := newEnv(o.gatewayBin, o.pin, layouts[o.split], log)
 	if err != nil {
 		return nil, err
 	}
