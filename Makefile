@@ -42,9 +42,9 @@ lint:
 test: deps lint
 	go test -race -count=1 -timeout 40m ./...
 	cd deploy && go test -race -count=1 -timeout 10m ./...
-	# Allocation ceilings (gateway/allocs_test.go): meaningful only without
+	# Allocation ceilings (gateway/ and proxy/allocs_test.go): meaningful only without
 	# the race detector, which makes sync.Pool drop items at random.
-	go test -count=1 -run Allocs ./gateway/
+	go test -count=1 -run Allocs ./gateway/ ./proxy/
 
 # Each fuzz target for a bounded time.
 fuzz:
