@@ -46,38 +46,15 @@ func (engineInMemory) RoundTrip(r *http.Request) (*http.Response, error) {
 // in memory, so only the gateway's allocations count. Raise a ceiling only
 // with the reason in the commit.
 func TestAllocsPerRequest(t *testing.T) {
-	const secret = "alloc-test-secret-0123456789abcdef-0123"
-	cfg := DefaultConfig()
-	cfg.Server.Listen, cfg.Admin.Listen, cfg.Upstream.URL = "127.0.0.1:0", "127.0.0.1:1", "http://engine.invalid"
-	cfg.Log.Access.Enabled = false
-	cfg.Auth.JWT.Issuers = []authn.IssuerConfig{{Name: "hs", Issuer: "alloc", Algorithms: []string{"HS256"}, Secret: secret, RequiredClaims: []string{"sub"}}}
-	cfg.Auth.Rules = []authn.Rule{{Match: authn.Match{Actors: []string{"counter"}}, KeyBinding: &authn.KeyBinding{Index: 0, Claim: "sub"}}}
-	cfg.Params.Source = "claims"
-	cfg.Params.Claims = map[string]any{"userId": "{{ .Subject }}", "token": "verified-by-gateway"}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	g, err := New(cfg, slog.New(slog.DiscardHandler), Options{
-		WrapUpstream: func(http.RoundTripper) http.RoundTripper { return engineInMemory{} },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Close)
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"iss": "alloc", "sub": "alice", "exp": time.Now().Add(time.Hour).Unix(),
-	}).SignedString([]byte(secret))
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, tok := benchGateway(t)
 	for _, tc := range []struct {
 		name, target string
 		// ceiling is allocations per request, measured when the guard was
 		// written (2026-12-06, go1.26.8) plus a little headroom.
 		ceiling float64
 	}{
-		{"action by key", "/gateway/counter/action/increment?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=alice&rvt-crash-policy=sleep", 91},
-		{"action by id, resolved from the cache", "/gateway/hwzdj7sr4l7y4lxlvc506jrjwtal00/action/increment", 94},
+		{"action by key", chainTargets[0].target, 91},
+		{"action by id, resolved from the cache", chainTargets[1].target, 94},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			serve := func() {
@@ -103,6 +80,67 @@ func TestAllocsPerRequest(t *testing.T) {
 			t.Logf("%s: %.0f allocations per request (the test's own request and recorder excluded)", tc.name, got)
 			if tc.ceiling > 0 && got > tc.ceiling {
 				t.Errorf("%s: %.0f allocations per request, ceiling %.0f", tc.name, got, tc.ceiling)
+			}
+		})
+	}
+}
+
+// benchGateway is the gateway of the bench's hs256+claims configuration
+// (JWT HS256, the README's key binding, params from claims, access log
+// off) in front of engineInMemory, and a token for alice.
+func benchGateway(tb testing.TB) (*Gateway, string) {
+	tb.Helper()
+	const secret = "alloc-test-secret-0123456789abcdef-0123"
+	cfg := DefaultConfig()
+	cfg.Server.Listen, cfg.Admin.Listen, cfg.Upstream.URL = "127.0.0.1:0", "127.0.0.1:1", "http://engine.invalid"
+	cfg.Log.Access.Enabled = false
+	cfg.Auth.JWT.Issuers = []authn.IssuerConfig{{Name: "hs", Issuer: "alloc", Algorithms: []string{"HS256"}, Secret: secret, RequiredClaims: []string{"sub"}}}
+	cfg.Auth.Rules = []authn.Rule{{Match: authn.Match{Actors: []string{"counter"}}, KeyBinding: &authn.KeyBinding{Index: 0, Claim: "sub"}}}
+	cfg.Params.Source = "claims"
+	cfg.Params.Claims = map[string]any{"userId": "{{ .Subject }}", "token": "verified-by-gateway"}
+	if err := cfg.Validate(); err != nil {
+		tb.Fatal(err)
+	}
+	g, err := New(cfg, slog.New(slog.DiscardHandler), Options{
+		WrapUpstream: func(http.RoundTripper) http.RoundTripper { return engineInMemory{} },
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(g.Close)
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"iss": "alloc", "sub": "alice", "exp": time.Now().Add(time.Hour).Unix(),
+	}).SignedString([]byte(secret))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return g, tok
+}
+
+// chainTargets are the requests the chain guards and benchmarks serve.
+var chainTargets = []struct{ name, target string }{
+	{"by key", "/gateway/counter/action/increment?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=alice&rvt-crash-policy=sleep"},
+	{"by id", "/gateway/hwzdj7sr4l7y4lxlvc506jrjwtal00/action/increment"},
+}
+
+// BenchmarkRequestChain is the gateway's own work per action request:
+// Echo, classification, id resolution (cached), authentication, params,
+// the proxy's rewrite, metrics, against an engine answered in memory.
+func BenchmarkRequestChain(b *testing.B) {
+	g, tok := benchGateway(b)
+	for _, tc := range chainTargets {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				r := httptest.NewRequest(http.MethodPost, tc.target, strings.NewReader(`{"args":[1]}`))
+				r.Header.Set("Authorization", "Bearer "+tok)
+				r.Header.Set("Content-Type", "application/json")
+				r.Header.Set("X-Rivet-Encoding", "json")
+				w := httptest.NewRecorder()
+				g.echo.ServeHTTP(w, r)
+				if w.Code != http.StatusOK {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
 			}
 		})
 	}
