@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -636,3 +637,61 @@ func TestHTTPRayID(t *testing.T) {
 		}
 	}
 }
+
+// TestSmallBodyGoesWithTheHead: a small request body of known length
+// reaches the engine in the same write as the request head (one syscall,
+// not two), and a large one is streamed. The transport must get the small
+// body as an in-memory reader; the engine's first read holds head and body.
+func TestSmallBodyGoesWithTheHead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	firstReads := make(chan string, 2)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				_ = c.SetReadDeadline(time.Now().Add(wait))
+				n, _ := c.Read(buf)
+				firstReads <- string(buf[:n])
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			}()
+		}
+	}()
+	var bodies []string
+	opts := Options{WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			bodies = append(bodies, fmt.Sprintf("%T", r.Body))
+			return rt.RoundTrip(r)
+		})
+	}}
+	_, front := startProxy(t, testConfig("http://"+ln.Addr().String()), opts)
+	u := front.URL + "/gateway/counter/action/increment?rvt-namespace=default&rvt-method=getOrCreate&rvt-key=k"
+
+	small := strings.Repeat("s", 64)
+	if res, _ := do(t, front.Client(), http.MethodPost, u, strings.NewReader(small), nil); res.StatusCode != http.StatusOK {
+		t.Fatalf("small body: status %d", res.StatusCode)
+	}
+	if first := <-firstReads; !strings.HasSuffix(first, "\r\n\r\n"+small) {
+		t.Errorf("small body: the engine's first read was %d bytes ending %q, want the head and the body", len(first), first[max(0, len(first)-20):])
+	}
+	big := strings.Repeat("b", smallBodyBytes+1)
+	if res, _ := do(t, front.Client(), http.MethodPost, u, strings.NewReader(big), nil); res.StatusCode != http.StatusOK {
+		t.Fatalf("large body: status %d", res.StatusCode)
+	}
+	<-firstReads
+	if len(bodies) != 2 || bodies[0] != "io.nopCloserWriterTo" || bodies[1] == bodies[0] {
+		t.Errorf("bodies the transport got: %v, want the small one in memory (io.nopCloserWriterTo), the large one streamed", bodies)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

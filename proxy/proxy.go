@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -293,6 +294,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // forwarding; larger ones are streamed.
 const smallBodyBytes = 16 << 10
 
+// inMemoryBody is the type of the bodies ServeHTTP (and the actors
+// middleware) read ahead: io.NopCloser over a *bytes.Reader, which
+// net/http's transport recognizes as in memory and writes with the head.
+var inMemoryBody = reflect.TypeOf(io.NopCloser(&bytes.Reader{}))
+
 // upstreamURL returns the engine URL for r: the base URL plus the path the
 // route was read from (byte for byte: what the gateway classified is what
 // the engine reads) and r's query (which authentication may have stripped a
@@ -334,6 +340,14 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.Out.URL = p.upstreamURL(pr.In, rt)
 	pr.Out.Host = p.host
+	if pr.Out.Body != nil && reflect.TypeOf(pr.In.Body) == inMemoryBody {
+		// ReverseProxy (go1.26) hides every body behind a reader of its own
+		// whose Close does nothing, so the transport no longer sees it is in
+		// memory and flushes the head in a write of its own: a second
+		// syscall on every request. An in-memory body needs no such guard
+		// (closing it closes nothing of the client's), so it goes as it is.
+		pr.Out.Body = pr.In.Body
+	}
 	pr.SetXForwarded()
 	h := pr.Out.Header
 	if ip := forwardedFor(pr.In); ip != "" {
