@@ -77,7 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.dur, "d", 0, "measured duration of one run (default per mode)")
 	fs.DurationVar(&o.warmup, "warmup", 0, "warm-up before each run (default per mode)")
 	fs.IntVar(&o.pairs, "pairs", 0, "direct/proxied pairs per cell (default per mode)")
-	fs.StringVar(&o.only, "only", "", "run only cells whose workload or configuration matches one of these (comma-separated), e.g. http-ka,hs256+claims")
+	fs.StringVar(&o.only, "only", "", "run only cells whose workload, configuration, proxy or workload/configuration matches one of these (comma-separated), e.g. http-ka,hs256+claims or http-ka/hs256+claims")
 	fs.IntVar(&o.memConns, "mem-conns", -1, "idle WebSockets for the memory measurement (default per mode; 0 = skip)")
 	fs.StringVar(&o.profileDir, "profile", "", "save a gateway CPU profile of every proxied run into this directory")
 	fs.BoolVar(&o.nginx, "nginx", true, "measure nginx as a reference when it is installed")
@@ -205,7 +205,7 @@ func (c cell) matches(filter string) bool {
 		return true
 	}
 	for _, f := range strings.Split(filter, ",") {
-		if f == c.workload || f == c.config || f == c.proxy {
+		if f == c.workload || f == c.config || f == c.proxy || f == c.workload+"/"+c.config {
 			return true
 		}
 	}
