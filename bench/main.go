@@ -354,7 +354,7 @@ func runBench(ctx context.Context, o options, log io.Writer) (string, error) {
 	}
 
 	var mem *memResult
-	if o.memConns > 0 && (o.only == "" || o.only == "-") {
+	if o.memConns > 0 && (o.only == "" || o.only == "-" || slices.Contains(strings.Split(o.only, ","), "memory")) {
 		if mem, err = measureIdleMemory(ctx, e, o.memConns, o.profileDir, log); err != nil {
 			return "", fmt.Errorf("idle WebSocket memory: %w", err)
 		}
