@@ -16,8 +16,9 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// Memory per idle WebSocket target (issue 7): gateway heap + stacks.
-const memTargetPerConn = 24 << 10
+// Memory per idle WebSocket target (issue 14, tightened from issue 7's
+// 24 KiB): gateway heap + stacks.
+const memTargetPerConn = 16 << 10
 
 // maxConnsForFDs caps n WebSockets to what the gateway's open-file limit
 // allows (two descriptors per proxied WebSocket, plus listeners and pools).
