@@ -236,7 +236,7 @@ func cellsFor(mode string) []cell {
 		cs = append(cs, g(wsSetup, "hs256+claims")...)
 		cs = append(cs, g(wsRoundTrip, "hs256+claims")...)
 	case "quick":
-		cs = append(cs, g(httpKeepAlive, all...)...)
+		cs = append(cs, g(httpKeepAlive, slices.Concat(all, []string{"hs256+claims+log"})...)...)
 		cs = append(cs, n(httpKeepAlive, "plain", "auth_request")...)
 		cs = append(cs, g(httpPaced, "hs256+claims")...)
 		cs = append(cs, g(httpByID, "hs256+claims")...)
@@ -248,7 +248,7 @@ func cellsFor(mode string) []cell {
 		cs = append(cs, g(wsRoundTrip, "hs256+claims")...)
 		cs = append(cs, n(wsRoundTrip, "plain")...)
 	default: // full
-		cs = append(cs, g(httpKeepAlive, all...)...)
+		cs = append(cs, g(httpKeepAlive, slices.Concat(all, []string{"hs256+claims+log"})...)...)
 		cs = append(cs, n(httpKeepAlive, "plain", "auth_request")...)
 		cs = append(cs, g(httpPaced, "none", "hs256+claims")...)
 		cs = append(cs, g(httpByID, "none", "hs256+claims")...)
@@ -291,7 +291,7 @@ func runBench(ctx context.Context, o options, log io.Writer) (string, error) {
 	loadStart := loadAvg()
 
 	// Gateway cells, grouped by configuration: one gateway per variant.
-	for _, vname := range []string{"none", "hs256", "es256", "hs256+claims", "hs256+httpsvc"} {
+	for _, vname := range []string{"none", "hs256", "es256", "hs256+claims", "hs256+claims+log", "hs256+httpsvc"} {
 		var vcells []cell
 		for _, c := range cells {
 			if c.proxy == "rivet-gateway" && c.config == vname {
@@ -462,7 +462,7 @@ func report(o options, e *env, ms []*measured, mem *memResult, took time.Duratio
 	fmt.Fprintf(&b, "- machine load average (1 min) at start / end: %s (anything else running skews the numbers)\n", load)
 	fmt.Fprintf(&b, "- runs: %d connections, %v warm-up + %v measured per run, %d direct/proxied pairs per cell (A/B/A/B), ratio = median of per-pair proxied ÷ direct ops/s; latency = median over runs of each run's quantile; took %v\n",
 		o.conc, o.warmup, o.dur, o.pairs, took.Round(time.Second))
-	b.WriteString("- gateway: production defaults, metrics on, access log off; configs: none = anonymous, no params; hs256 / es256 = JWT bearer (HTTP) or conn-params authToken (WebSocket); +claims = params from claims; +httpsvc = params from an HTTP params service (on the loader's core). nginx: plain proxy_pass with keepalive, and auth_request to a Go JWT (HS256) service on the proxy's core; access_log off\n\n")
+	b.WriteString("- gateway: production defaults, metrics on, access log off; configs: none = anonymous, no params; hs256 / es256 = JWT bearer (HTTP) or conn-params authToken (WebSocket); +claims = params from claims; +log = the access log on at its defaults (stdout); +httpsvc = params from an HTTP params service (on the loader's core). nginx: plain proxy_pass with keepalive, and auth_request to a Go JWT (HS256) service on the proxy's core; access_log off\n\n")
 	b.WriteString("| workload | proxy | config | direct ops/s | proxied ops/s | ratio (pairs) | direct p50 / p99 | proxied p50 / p99 | added p99 | errors |\n")
 	b.WriteString("| --- | --- | --- | ---: | ---: | --- | --- | --- | ---: | ---: |\n")
 	for _, m := range ms {

@@ -263,17 +263,21 @@ func (e *env) makeCredentials() error {
 
 // variant is one gateway configuration under test.
 type variant struct {
-	name   string
-	auth   string // "" (anonymous), "hs256", "es256"
-	params string // none | claims | http
+	name      string
+	auth      string // "" (anonymous), "hs256", "es256"
+	params    string // none | claims | http
+	accessLog bool   // the log section left at its defaults: info, access log on
 }
 
 var variants = map[string]variant{
-	"none":          {name: "none", params: "none"},
-	"hs256":         {name: "hs256", auth: "hs256", params: "none"},
-	"es256":         {name: "es256", auth: "es256", params: "none"},
-	"hs256+claims":  {name: "hs256+claims", auth: "hs256", params: "claims"},
-	"hs256+httpsvc": {name: "hs256+httpsvc", auth: "hs256", params: "http"},
+	"none":         {name: "none", params: "none"},
+	"hs256":        {name: "hs256", auth: "hs256", params: "none"},
+	"es256":        {name: "es256", auth: "es256", params: "none"},
+	"hs256+claims": {name: "hs256+claims", auth: "hs256", params: "claims"},
+	// The access log at its defaults, written to the gateway's stdout (a
+	// pipe the harness drains, as a container runtime does).
+	"hs256+claims+log": {name: "hs256+claims+log", auth: "hs256", params: "claims", accessLog: true},
+	"hs256+httpsvc":    {name: "hs256+httpsvc", auth: "hs256", params: "http"},
 }
 
 // token is the credential the loader sends for v.
@@ -299,20 +303,21 @@ func wantParams(v variant) string {
 }
 
 // gatewayConfig is the gateway's YAML for v: production defaults except
-// the access log (off, like nginx's here) and pprof (on, for profiling).
+// the access log (off, like nginx's here, unless v.accessLog) and pprof
+// (on, for profiling).
 func (e *env) gatewayConfig(v variant, listen, admin string) string {
 	var b strings.Builder
+	logSection := "log:\n  level: warn\n  access:\n    enabled: false\n"
+	if v.accessLog {
+		logSection = ""
+	}
 	fmt.Fprintf(&b, `server:
   listen: %q
   shutdown_timeout: 5s
 admin:
   listen: %q
   pprof: true
-log:
-  level: warn
-  access:
-    enabled: false
-upstream:
+`+logSection+`upstream:
   url: "http://%s"
 cors:
   allowed_origins: []
