@@ -100,6 +100,38 @@ func TestClientThroughGateway(t *testing.T) {
 		}
 	})
 
+	// The actor reads params as compat JSON, as it reads arguments: a two-element array whose
+	// first element starts with "$" must arrive as it was given, over HTTP and connect, straight
+	// at the engine and through the gateway.
+	t.Run("params in compat JSON", func(t *testing.T) {
+		clientLeakCheck(t)
+		ctx := clientContext(t)
+		params := rivetclient.HandleOptions{Params: map[string]any{"token": "compat-tok", "tags": []any{"$x", 1}}}
+		for _, endpoint := range []string{up.URL, open.URL} {
+			c := startClient(t, endpoint)
+			h := c.GetOrCreate("counter", clientKey(t), params)
+			var who clientWhoami
+			if err := h.Action(ctx, "whoami", &who); err != nil {
+				t.Fatalf("%s: whoami: %v", endpoint, err)
+			}
+			if got := fmt.Sprint(who.Params["tags"]); got != "[$x 1]" {
+				t.Errorf("%s: stateless whoami saw tags %s, want [$x 1]", endpoint, got)
+			}
+			conn, err := h.Connect(ctx)
+			if err != nil {
+				t.Fatalf("%s: Connect: %v", endpoint, err)
+			}
+			if err := conn.Action(ctx, "whoami", &who); err != nil {
+				t.Fatalf("%s: whoami over the connection: %v", endpoint, err)
+			}
+			if got := fmt.Sprint(who.Params["tags"]); got != "[$x 1]" {
+				t.Errorf("%s: connection whoami saw tags %s, want [$x 1]", endpoint, got)
+			}
+			conn.Close()
+			c.Close()
+		}
+	})
+
 	t.Run("queue send", func(t *testing.T) {
 		clientLeakCheck(t)
 		ctx := clientContext(t)

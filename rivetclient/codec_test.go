@@ -267,3 +267,22 @@ func TestCBOR(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodeParamsCompat: params are encoded like arguments (compat JSON,
+// ASCII only), so values JSON alone would misread reach the actor as given.
+func TestEncodeParamsCompat(t *testing.T) {
+	for _, tc := range []struct {
+		in   any
+		want string
+	}{
+		{nil, ""},
+		{map[string]any{"tags": []any{"$x", 1}}, `{"tags":["$$x",1]}`},
+		{map[string]any{"n": BigInt("7")}, `{"n":["$BigInt","7"]}`},
+		{map[string]string{"name": "é"}, `{"name":"\u00e9"}`},
+	} {
+		got, err := encodeParams(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("encodeParams(%v) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}

@@ -46,16 +46,20 @@ func (h *Handle) resolveParams(ctx context.Context) (any, error) {
 	return p, nil
 }
 
-// encodeParams returns params as ASCII-only JSON, "" for nil.
+// encodeParams returns params as ASCII-only compat JSON, "" for nil. The
+// actor reads params the way it reads action arguments (RivetKit's compat
+// JSON: measured on engine 2.3.19, ["$x", 1] in the params is answered
+// with rivetkit.internal_error, ["$$x", 1] reaches the actor as ["$x", 1]),
+// so they are encoded like arguments, not with plain JSON.
 func encodeParams(p any) (string, error) {
 	if p == nil {
 		return "", nil
 	}
-	b, err := marshalASCII(p)
+	raw, err := encodeCompat(p)
 	if err != nil {
 		return "", fmt.Errorf("rivetclient: encode params: %w", err)
 	}
-	return string(b), nil
+	return string(asciiJSON(raw)), nil
 }
 
 // Action calls the actor's action name with args through a stateless HTTP
