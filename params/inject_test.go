@@ -316,3 +316,49 @@ func TestOversizeParams(t *testing.T) {
 		t.Errorf("got Retry-After %q, want none: waiting does not help", ra)
 	}
 }
+
+// TestParamsInCompatJSON: what the gateway builds is plain JSON, and the
+// actor reads compat JSON, in which a two-element array starting with a
+// "$" string is a tagged value: such arrays from claims, a params service
+// or the static config are escaped ("$" + tag), while a client's own params,
+// compat JSON already, pass as they are under policy merge.
+func TestParamsInCompatJSON(t *testing.T) {
+	svc := newService(t, answer(`{"tags":["$x",1],"plain":"$5"}`))
+	caller := &Caller{Method: "jwt", Subject: "alice", Claims: map[string]any{"groups": []any{"$admin", "x"}}}
+	merge := staticConfig(map[string]any{"t": []any{"$x", 1}})
+	merge.Policy = PolicyMerge
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		client string
+		want   string
+	}{
+		{"claims", claimsConfig(map[string]any{"groups": "{{ .Claims.groups }}", "sub": "{{ .Subject }}"}), "", `{"groups":["$$admin","x"],"sub":"alice"}`},
+		{"params service", httpConfig(svc.URL), "", `{"plain":"$5","tags":["$$x",1]}`},
+		{"static", staticConfig(map[string]any{"t": []any{"$x", 1}}), "", `{"t":["$$x",1]}`},
+		{"static, merged with the client's", merge, `{"c":["$$y",1]}`, `{"c":["$$y",1],"t":["$$x",1]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inj := mustNew(t, tc.cfg, Options{Caller: callerFn(caller)})
+			r := newReq(t, http.MethodPost, actionPath, false)
+			if tc.client != "" {
+				r.Header.Set(rivet.HeaderConnParams, tc.client)
+			}
+			rec, h := serve(t, inj, r)
+			if rec.Code != http.StatusNoContent {
+				t.Fatalf("got status %d, want 204 (%s)", rec.Code, rec.Body)
+			}
+			if got := h.Get(rivet.HeaderConnParams); got != tc.want {
+				t.Errorf("params sent: %s, want %s", got, tc.want)
+			}
+		})
+	}
+	// The static object is not changed by escaping it for a request.
+	inj := mustNew(t, merge, Options{})
+	for range 2 {
+		_, h := serve(t, inj, newReq(t, http.MethodPost, actionPath, false))
+		if got := h.Get(rivet.HeaderConnParams); got != `{"t":["$$x",1]}` {
+			t.Errorf("params sent: %s, want {\"t\":[\"$$x\",1]} on every request", got)
+		}
+	}
+}

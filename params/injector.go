@@ -276,11 +276,19 @@ func (i *Injector) inject(r *http.Request, rt *rivet.Route) (http.Header, Fetch,
 		return nil, f, q.requestID, err
 	}
 
+	// What the gateway built is plain JSON; the actor reads compat JSON
+	// (rivet.EscapeCompat). A client's own params are compat JSON already.
 	switch {
 	case body != nil:
+		body, err = escapeCompat(body)
 	case !i.merge:
-		body, err = rivet.MarshalASCII(obj)
+		if obj, err = escapeCompatValues(obj); err == nil {
+			body, err = rivet.MarshalASCII(obj)
+		}
 	default:
+		if obj, err = escapeCompatValues(obj); err != nil {
+			break
+		}
 		// Server keys win: a client can never set a key the server injects.
 		merged := make(object, len(q.client)+len(obj))
 		for k, v := range q.client {
@@ -301,6 +309,43 @@ func (i *Injector) inject(r *http.Request, rt *rivet.Route) (http.Header, Fetch,
 		return nil, f, q.requestID, &failure{cause: CauseTooLarge, attempts: f.Attempts, err: err}
 	}
 	return h, f, q.requestID, nil
+}
+
+// escapeCompat is rivet.EscapeCompat for an encoded object, ASCII-only as
+// it came.
+func escapeCompat(body []byte) ([]byte, error) {
+	esc, err := rivet.EscapeCompat(body)
+	if err != nil {
+		return nil, err
+	}
+	return rivet.ASCIIJSON(esc), nil
+}
+
+// escapeCompatValues returns obj with its values in compat JSON, obj itself
+// when none needed it (obj may be shared: the static object, a cached
+// answer of the params service).
+func escapeCompatValues(obj object) (object, error) {
+	var out object
+	for k, v := range obj {
+		esc, err := rivet.EscapeCompat(v)
+		if err != nil {
+			return nil, err
+		}
+		if len(esc) == len(v) && (len(v) == 0 || &esc[0] == &v[0]) {
+			continue
+		}
+		if out == nil {
+			out = make(object, len(obj))
+			for k2, v2 := range obj {
+				out[k2] = v2
+			}
+		}
+		out[k] = esc
+	}
+	if out == nil {
+		return obj, nil
+	}
+	return out, nil
 }
 
 // errClientParams is a client params carrier policy merge cannot use.
