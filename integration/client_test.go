@@ -680,6 +680,45 @@ func TestClientReconnectUpstreamRestart(t *testing.T) {
 // connectCounting connects to a fresh counter through endpoint, with a
 // GetParams that hands out the tokens gp-1, gp-2, … and counts its calls,
 // and watches the connection's errors, statuses and newCount events.
+// TestClientReconnectEngineRestart: a Conn straight at the engine (no gateway to turn the
+// restarting engine's answers into guard.service_unavailable) rides out an engine restart: the
+// engine refuses the first reconnects (the socket drops, then namespace.not_found while its
+// default namespace is created anew, actor.no_runner_config_configured until the actor server
+// has registered, guard.* while the actor starts), all retried by a Conn that has been
+// connected, and the connection comes back with fresh params on a fresh actor.
+func TestClientReconnectEngineRestart(t *testing.T) {
+	up := harness.StartUpstream(t)
+	clientLeakCheck(t)
+	ctx := clientContext(t)
+	_, _, conn, log, calls := connectCounting(t, ctx, up.URL)
+	first := conn.ConnectionID()
+	if err := conn.Action(ctx, "increment", nil, 5); err != nil {
+		t.Fatalf("increment: %v", err)
+	}
+
+	up.Stop(t)
+	up.Start(t)
+	back := time.Now()
+	clientWaitFor(t, "reconnected after the engine restart", func() bool {
+		return conn.Status() == rivetclient.StatusConnected && conn.ConnectionID() != first
+	})
+	took := time.Since(back)
+	if s := log.statusList(); slices.Contains(s, rivetclient.StatusIdle) {
+		t.Errorf("statuses: got %v, want no idle (the client must not give up)", s)
+	}
+	var who clientWhoami
+	if err := conn.Action(ctx, "whoami", &who); err != nil {
+		t.Fatalf("whoami after reconnect: %v", err)
+	}
+	who.assertToken(t, "gp-"+strconv.Itoa(int(calls.Load())))
+	var n int
+	if err := conn.Action(ctx, "increment", &n, 2); err != nil || n != 2 {
+		t.Fatalf("increment after the restart: got %d, %v; want 2 (fresh actor)", n, err)
+	}
+	t.Logf("engine restart, straight at the engine: back %v after the engine was ready; GetParams calls %d; errors %s",
+		took.Round(time.Millisecond), calls.Load(), compactCodes(log.errorCodes()))
+}
+
 func connectCounting(t *testing.T, ctx context.Context, endpoint string) (*rivetclient.Client, *rivetclient.Handle, *rivetclient.Conn, *connLog, *atomic.Int32) {
 	t.Helper()
 	c := startClient(t, endpoint)

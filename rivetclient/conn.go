@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -435,11 +436,10 @@ func (c *Conn) connectWithRetry() (*websocket.Conn, error) {
 // connecting, so the key is resolved again.
 //
 // Unlike the JS client, a Conn that has been connected before also retries
-// actor.no_runner_config_configured: a restarting engine answers it until
-// the runners have registered again (observed with engine 2.3.19 for a
-// few hundred milliseconds after a restart), and the earlier connection
-// shows the runner config did exist. Before the first connection it stays
-// terminal, so a misconfigured pool still fails Connect at once.
+// what an engine answers while it restarts (isRestartSignal): the earlier
+// connection shows namespace, runner config and route did exist. Before the
+// first connection they stay terminal, so a misconfigured namespace or pool
+// still fails Connect at once.
 func (c *Conn) shouldRetry(err error) bool {
 	if IsRetryable(err) {
 		return true
@@ -449,13 +449,18 @@ func (c *Conn) shouldRetry(err error) bool {
 		return false
 	}
 	return (c.h.target.dynamic() && isStaleActorError(ae)) ||
-		(c.connectedOnce && isMissingRunnerConfig(ae))
+		(c.connectedOnce && isRestartSignal(ae))
 }
 
-// backoff returns the delay after failed attempt n (0-based): base·2ⁿ,
-// capped at max, like p-retry with factor 2 and no jitter.
+// backoff returns the delay after failed attempt n (0-based): uniform in
+// [0, min(max, base·2ⁿ)] ("full jitter"; the JS client's p-retry uses the
+// same bounds, factor 2 and no jitter).
 func (c *Conn) backoff(n int) time.Duration {
-	base, max := c.h.client.backoffBase, c.h.client.backoffMax
+	return fullJitter(backoffCeiling(c.h.client.backoffBase, c.h.client.backoffMax, n))
+}
+
+// backoffCeiling is min(max, base·2ⁿ), without overflow.
+func backoffCeiling(base, max time.Duration, n int) time.Duration {
 	if n >= 32 {
 		return max
 	}
@@ -464,6 +469,14 @@ func (c *Conn) backoff(n int) time.Duration {
 		return max
 	}
 	return d
+}
+
+// fullJitter returns a uniformly random duration in [0, d].
+func fullJitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(d) + 1))
 }
 
 // failAttempt records err as the outcome of the current socket, sets the

@@ -318,13 +318,7 @@ func TestConnGetParamsFailsThenSucceeds(t *testing.T) {
 	if len(times) != failures+1 {
 		t.Fatalf("GetParams calls: got %d, want %d", len(times), failures+1)
 	}
-	// Backoff 20ms, 40ms, 80ms between the attempts (timers never fire early).
-	for i := 1; i < len(times); i++ {
-		gap, want := times[i].Sub(times[i-1]), 20*time.Millisecond<<(i-1)
-		if gap < want {
-			t.Errorf("gap before attempt %d: got %v, want >= %v", i+1, gap, want)
-		}
-	}
+	// The delays between the attempts are jittered (TestBackoffFullJitter).
 	f.mu.Lock()
 	attempts := f.connectAttempts
 	f.mu.Unlock()
@@ -644,29 +638,48 @@ func TestConnCloseFromCallback(t *testing.T) {
 	check()
 }
 
-// TestConnMissingRunnerConfig: actor.no_runner_config_configured is
-// terminal for the first connection (a misconfigured pool fails at once, as
-// in the JS client) but retried once the Conn has been connected: a
-// restarting engine answers it until its runners are back.
-func TestConnMissingRunnerConfig(t *testing.T) {
+// TestConnRestartSignals: what a restarting engine answers
+// (namespace.not_found, actor.no_runner_config_configured, any guard.*
+// code) is terminal for the first connection (a misconfigured namespace or
+// pool fails at once, as in the JS client) but retried once the Conn has
+// been connected; codes that are final (auth.forbidden) stay final.
+func TestConnRestartSignals(t *testing.T) {
+	for _, tc := range []struct {
+		group, code string
+		retried     bool
+	}{
+		{"namespace", "not_found", true},
+		{"actor", "no_runner_config_configured", true},
+		{"guard", "route_resolve_query_timeout", true},
+		{"guard", "actor_ready_timeout", true},
+		{"auth", "forbidden", false},
+	} {
+		t.Run(tc.group+"."+tc.code, func(t *testing.T) {
+			testRestartSignal(t, tc.group, tc.code, tc.retried)
+		})
+	}
+}
+
+func testRestartSignal(t *testing.T, group, code string, retried bool) {
+	want := &ActorError{Group: group, Code: code}
 	f := newFakeEngine(t)
 	f.connectHook = func(attempt int, _ *http.Request) *rejection {
 		if attempt == 1 {
-			return &rejection{reason: "actor.no_runner_config_configured#ray1"}
+			return &rejection{reason: group + "." + code + "#ray1"}
 		}
 		return nil
 	}
 	c := newTestClient(t, f)
-	h := c.GetOrCreate("counter", []string{"runner"}, HandleOptions{Params: map[string]string{"token": "x"}})
+	h := c.GetOrCreate("counter", []string{"restart"}, HandleOptions{Params: map[string]string{"token": "x"}})
 	_, err := h.Connect(testContext(t))
-	if !errors.Is(err, &ActorError{Group: "actor", Code: "no_runner_config_configured"}) || errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("first Connect: got %v, want terminal actor.no_runner_config_configured", err)
+	if !errors.Is(err, want) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("first Connect: got %v, want terminal %s.%s", err, group, code)
 	}
 
 	f.mu.Lock()
 	f.connectHook = func(attempt int, _ *http.Request) *rejection {
 		if attempt == 3 || attempt == 4 { // the reconnect after the drop, twice
-			return &rejection{reason: "actor.no_runner_config_configured#ray2"}
+			return &rejection{reason: group + "." + code + "#ray2"}
 		}
 		return nil
 	}
@@ -680,19 +693,53 @@ func TestConnMissingRunnerConfig(t *testing.T) {
 	rec.attach(conn, "")
 	first := conn.ConnectionID()
 	f.dropConns()
-	waitFor(t, "reconnected past no_runner_config_configured", func() bool {
+	if !retried {
+		waitFor(t, "the connection to give up", func() bool { return conn.Status() == StatusIdle })
+		if n := f.connCount(); n != 0 {
+			t.Errorf("open sockets after giving up: %d, want 0", n)
+		}
+		return
+	}
+	waitFor(t, "reconnected past "+group+"."+code, func() bool {
 		return conn.Status() == StatusConnected && conn.ConnectionID() != first
 	})
 	n := 0
 	for _, err := range rec.errors() {
-		if errors.Is(err, &ActorError{Group: "actor", Code: "no_runner_config_configured"}) {
+		if errors.Is(err, want) {
 			n++
 		}
 	}
 	if n != 2 {
-		t.Errorf("no_runner_config_configured reported %d times, want 2 (errors %v)", n, rec.errors())
+		t.Errorf("%s.%s reported %d times, want 2 (errors %v)", group, code, n, rec.errors())
 	}
 	if slices.Contains(rec.statusList(), StatusIdle) {
 		t.Errorf("statuses: got %v, want no idle", rec.statusList())
+	}
+}
+
+// TestBackoffFullJitter: attempt n waits uniformly between zero and
+// min(max, base·2ⁿ), so clients cut off together spread their reconnects.
+func TestBackoffFullJitter(t *testing.T) {
+	const base, limit = 20 * time.Millisecond, time.Second
+	for n, ceiling := range []time.Duration{20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 160 * time.Millisecond,
+		320 * time.Millisecond, 640 * time.Millisecond, time.Second, time.Second} {
+		if got := backoffCeiling(base, limit, n); got != ceiling {
+			t.Errorf("ceiling of attempt %d: got %v, want %v", n, got, ceiling)
+		}
+		lo, hi := ceiling, time.Duration(0)
+		for range 1000 {
+			d := fullJitter(ceiling)
+			if d < 0 || d > ceiling {
+				t.Fatalf("attempt %d: delay %v outside [0, %v]", n, d, ceiling)
+			}
+			lo, hi = min(lo, d), max(hi, d)
+		}
+		// 1,000 uniform draws all in one quarter: probability 0.75^1000.
+		if lo > ceiling/4 || hi < ceiling*3/4 {
+			t.Errorf("attempt %d: delays spread over [%v, %v] of [0, %v], want the whole range", n, lo, hi, ceiling)
+		}
+	}
+	if got := backoffCeiling(base, limit, 64); got != limit {
+		t.Errorf("ceiling of attempt 64: got %v, want the cap %v", got, limit)
 	}
 }

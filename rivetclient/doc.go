@@ -39,8 +39,14 @@
 // actor.restarting, actor.stopped or a retryable guard.* reason, or when the
 // network fails. Terminal errors (auth.*, user.*, …) stop the retries.
 // A connection that was established once also rides out an engine restart:
-// it retries actor.no_runner_config_configured, which the engine answers
-// until its runners have registered again (the JS client gives up there).
+// it retries what a restarting engine answers, namespace.not_found,
+// actor.no_runner_config_configured and every guard.* code (the JS client
+// gives up there). Attempt n waits a random time up to base·2ⁿ, capped
+// ([WithReconnectBackoff]; full jitter, so clients cut off together do not
+// come back in lockstep).
+//
+// Params are encoded like arguments (compat JSON, see Values): the actor
+// reads them that way.
 //
 // # Errors
 //

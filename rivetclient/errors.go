@@ -125,8 +125,9 @@ func (e *transportError) Unwrap() error { return e.err }
 // Every other error is terminal: other *ActorError codes (auth.*, user.*,
 // actor.not_found, …), context cancellation, [ErrClosed], encoding errors.
 // A [Conn] additionally retries, while connecting, stale-actor errors of key
-// handles and, once it has been connected, actor.no_runner_config_configured
-// (what a restarting engine answers until its runners are back).
+// handles and, once it has been connected, what a restarting engine
+// answers: namespace.not_found, actor.no_runner_config_configured and every
+// guard.* code.
 func IsRetryable(err error) bool {
 	if err == nil || errors.Is(err, ErrClosed) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -189,11 +190,23 @@ func isLifecycleSignal(e *ActorError) bool {
 		(e.Group == "ws" && e.Code == "going_away")
 }
 
-// isMissingRunnerConfig reports actor.no_runner_config_configured: the
-// engine knows no runner for the pool. A Conn that was connected retries it
-// (see Conn.shouldRetry); everything else treats it as terminal.
-func isMissingRunnerConfig(e *ActorError) bool {
-	return e.Group == "actor" && e.Code == "no_runner_config_configured"
+// isRestartSignal reports what engine 2.3.19 answers while it restarts,
+// measured (integration TestFaultEngineRestartClients,
+// TestClientReconnectEngineRestart): namespace.not_found for the first few
+// hundred milliseconds (its default namespace is created anew), then
+// actor.no_runner_config_configured until the runners have registered
+// again, and any guard.* code (route resolution timeouts, actor start
+// timeouts, service unavailable) while actors start. A Conn that was
+// connected retries them (see Conn.shouldRetry); everything else treats
+// them as terminal.
+func isRestartSignal(e *ActorError) bool {
+	switch {
+	case e.Group == "namespace" && e.Code == "not_found",
+		e.Group == "actor" && e.Code == "no_runner_config_configured",
+		e.Group == "guard":
+		return true
+	}
+	return false
 }
 
 // isStaleActorError reports the errors meaning a key lookup pointed at an

@@ -109,8 +109,10 @@ func WithPoolName(name string) Option {
 }
 
 // WithReconnectBackoff sets the delay between failed connection attempts of
-// a Conn: base, then doubling, capped at max (default 250ms and 30s, like
-// the JS client; no jitter).
+// a Conn: attempt n waits a random time between zero and base·2ⁿ, capped at
+// max ("full jitter", so that a fleet of clients cut off together does not
+// come back in lockstep; default base 250ms and cap 30s, the JS client's
+// bounds, which has no jitter).
 func WithReconnectBackoff(base, max time.Duration) Option {
 	return func(c *config) error {
 		if base <= 0 || max < base {
