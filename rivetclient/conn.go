@@ -118,6 +118,7 @@ type Conn struct {
 	subs        map[string][]*listener[func(Event)]
 	onStatus    []*listener[func(Status)]
 	onError     []*listener[func(error)]
+	statusCh    chan struct{} // closed and replaced on every status change (WaitConnected)
 }
 
 type listener[F any] struct {
@@ -159,24 +160,10 @@ type callResult struct {
 // last attempt's error. A terminal error (e.g. auth.unauthorized,
 // user.unauthorized) is returned at once.
 func (h *Handle) Connect(ctx context.Context) (*Conn, error) {
-	lifetime, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	c := &Conn{
-		h:       h,
-		log:     h.client.log.With("target", h.target.String()),
-		ctx:     lifetime,
-		cancel:  cancel,
-		started: make(chan error, 1),
-		done:    make(chan struct{}),
-		disp:    newDispatcher(),
-		pending: map[uint64]*call{},
-		subs:    map[string][]*listener[func(Event)]{},
-	}
-	if err := h.client.addConn(c); err != nil {
-		cancel()
+	c, err := h.start(context.WithoutCancel(ctx))
+	if err != nil {
 		return nil, err
 	}
-	go c.disp.run()
-	go c.run()
 	select {
 	case err := <-c.started:
 		if err != nil {
@@ -189,6 +176,31 @@ func (h *Handle) Connect(ctx context.Context) (*Conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("rivetclient: connect %s: %w", h.target, errors.Join(ctx.Err(), last))
 	}
+}
+
+// start makes a Conn living until Close (and the values of parent) and
+// starts connecting it in the background.
+func (h *Handle) start(parent context.Context) (*Conn, error) {
+	lifetime, cancel := context.WithCancel(parent)
+	c := &Conn{
+		h:        h,
+		log:      h.client.log.With("target", h.target.String()),
+		ctx:      lifetime,
+		cancel:   cancel,
+		started:  make(chan error, 1),
+		done:     make(chan struct{}),
+		disp:     newDispatcher(),
+		pending:  map[uint64]*call{},
+		subs:     map[string][]*listener[func(Event)]{},
+		statusCh: make(chan struct{}),
+	}
+	if err := h.client.addConn(c); err != nil {
+		cancel()
+		return nil, err
+	}
+	go c.disp.run()
+	go c.run()
+	return c, nil
 }
 
 // Status returns the connection's current status.
@@ -528,6 +540,8 @@ func (c *Conn) setStatusLocked(s Status) {
 		return
 	}
 	c.status = s
+	close(c.statusCh)
+	c.statusCh = make(chan struct{})
 	handlers := append([]*listener[func(Status)](nil), c.onStatus...)
 	if len(handlers) == 0 {
 		return

@@ -71,9 +71,39 @@
 // fails a call. Disable it with WithMetadataLookup(false) to pin the
 // endpoint, e.g. so that a gateway cannot be bypassed.
 //
+// # Services
+//
+// [Handle.Open] returns a Conn at once and connects it in the background,
+// so that handlers ([Conn.On], [Conn.Once], [Conn.OnStatusChange],
+// [Conn.OnError]) are in place before the first attempt; [Conn.WaitConnected]
+// waits for the connection where a service needs it. [Conn.Events] delivers
+// one event on a bounded channel that drops the oldest events when the
+// reader falls behind (counted by [EventStream.Dropped]), so a slow reader
+// costs neither memory nor the other callbacks. [Call] and [Subscribe] are
+// the typed forms of Action and On.
+//
+// # The JS client and this one
+//
+//	RivetKit JS client 2.3.19             rivetclient
+//	createClient({endpoint, namespace})   New(endpoint, WithNamespace(…))
+//	client.counter.getOrCreate(key)       Client.GetOrCreate("counter", key, opts)
+//	client.counter.get / getForId / create Client.Get / GetForID / Create
+//	handle.increment(5)                   Handle.Action(ctx, "increment", &out, 5), Call[T]
+//	handle.send(name, body)               Handle.Send
+//	handle.fetch / webSocket              Handle.Fetch / WebSocket
+//	handle.connect()                      Handle.Connect(ctx) (blocking), Handle.Open()
+//	conn.on / once                        Conn.On / Once, Subscribe[T], Events (bounded)
+//	conn.onOpen/onClose/onStatusChange    Conn.OnStatusChange
+//	conn.onError                          Conn.OnError
+//	getParams (WebSockets only)           HandleOptions.GetParams (every request)
+//	reconnect: p-retry 250ms…30s          full jitter up to 250ms·2ⁿ, cap 30s (WithReconnectBackoff)
+//	gives up on restart codes             retries them once connected
+//	encodings bare (default), cbor, json  json only
+//
 // # Lifetimes
 //
 // Every goroutine belongs to a [Conn] (two per connection: the socket
-// reader and the callback dispatcher); [Conn.Close] or [Client.Close]
-// stops them. Stateless calls start no goroutine of their own.
+// reader and the callback dispatcher, plus one per open [EventStream]);
+// [Conn.Close] or [Client.Close] stops them. Stateless calls start no
+// goroutine of their own.
 package rivetclient
