@@ -80,7 +80,7 @@ const (
 // Conn is a stateful connection to an actor over the /connect WebSocket
 // (JSON encoding). It multiplexes concurrent actions, delivers the events
 // it is subscribed to, and reconnects on its own until closed: after a
-// lost connection at once, after a failed attempt with exponential backoff
+// lost connection at once, after a failed attempt with jittered backoff
 // (WithReconnectBackoff). Every attempt calls GetParams again and, once
 // connected, re-subscribes the events that have handlers.
 //

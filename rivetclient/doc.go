@@ -18,8 +18,8 @@
 // (raw WebSocket to onWebSocket) — or opens a stateful [Conn] with
 // [Handle.Connect]: the /connect WebSocket with JSON encoding, which
 // multiplexes concurrent actions, delivers subscribed events ([Conn.On]),
-// reports status changes and errors, and reconnects with exponential
-// backoff (250ms doubling to 30s) until closed.
+// reports status changes and errors, and reconnects until closed, with
+// exponential backoff (up to 250ms doubling to 30s, full jitter).
 //
 // # Connection params and GetParams
 //
