@@ -344,11 +344,8 @@ func TestClientThroughGateway(t *testing.T) {
 		if len(calls) != 3 {
 			t.Fatalf("GetParams calls: got %d, want 3", len(calls))
 		}
-		for i := 1; i < len(calls); i++ {
-			if gap, want := calls[i].Sub(calls[i-1]), clientBackoff<<(i-1); gap < want {
-				t.Errorf("pause before attempt %d: got %v, want >= %v (backoff)", i+1, gap, want)
-			}
-		}
+		// The pauses between the attempts are jittered from zero up
+		// (rivetclient TestBackoffFullJitter): nothing to bound from below.
 	})
 
 	jwtGW := harness.StartGateway(t, clientJWTConfig(up.URL, ""))
@@ -522,9 +519,11 @@ params:
 			return countCode(log.errorCodes(), "client.get_params_failed") >= 2
 		})
 		svc.failing.Store(false)
+		recovered := time.Now()
 		clientWaitFor(t, "reconnected", func() bool {
 			return conn.Status() == rivetclient.StatusConnected && conn.ConnectionID() != first
 		})
+		t.Logf("params service outage: back %v after the service recovered", time.Since(recovered).Round(time.Millisecond))
 		codes := log.errorCodes()
 		if len(codes) == 0 || codes[0] != "ws.going_away" {
 			t.Errorf("errors: got %v, want ws.going_away (token expiry) first", codes)
@@ -585,9 +584,11 @@ func TestClientReconnectGatewayRestart(t *testing.T) {
 	}
 
 	harness.StartGateway(t, cfg)
+	back := time.Now()
 	clientWaitFor(t, "reconnected through gateway B", func() bool {
 		return conn.Status() == rivetclient.StatusConnected && conn.ConnectionID() != first
 	})
+	took := time.Since(back)
 	if got := calls.Load(); got < 2 {
 		t.Errorf("GetParams calls: got %d, want >= 2 (called again on reconnect)", got)
 	}
@@ -609,7 +610,8 @@ func TestClientReconnectGatewayRestart(t *testing.T) {
 	if s := log.statusList(); slices.Contains(s, rivetclient.StatusIdle) {
 		t.Errorf("statuses: got %v, want no idle", s)
 	}
-	t.Logf("gateway restart: GetParams calls %d, errors %s", calls.Load(), compactCodes(log.errorCodes()))
+	t.Logf("gateway restart: back %v after gateway B was healthy; GetParams calls %d, errors %s",
+		took.Round(time.Millisecond), calls.Load(), compactCodes(log.errorCodes()))
 	c.Close()
 }
 
