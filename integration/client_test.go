@@ -656,20 +656,8 @@ func TestClientReconnectUpstreamRestart(t *testing.T) {
 			t.Errorf("connection error %v: want retryable", err)
 		}
 	}
-	if s := log.statusList(); slices.Contains(s, rivetclient.StatusIdle) {
-		t.Errorf("statuses: got %v, want no idle (the client must not give up)", s)
-	}
-	var who clientWhoami
-	if err := conn.Action(ctx, "whoami", &who); err != nil {
-		t.Fatalf("whoami after reconnect: %v", err)
-	}
-	who.assertToken(t, "gp-"+strconv.Itoa(int(calls.Load())))
-	// Fresh engine state: the actor was created anew, and the renewed
-	// subscription delivers its events.
-	var n int
-	if err := conn.Action(ctx, "increment", &n, 2); err != nil || n != 2 {
-		t.Fatalf("increment after the restart: got %d, %v; want 2 (fresh actor)", n, err)
-	}
+	assertBackOnFreshEngine(t, ctx, conn, log, calls)
+	// The renewed subscription delivers the fresh actor's events.
 	log.waitEvent(t, 2)
 	t.Logf("upstream restart: GetParams calls %d, errors %s", calls.Load(), compactCodes(codes))
 	c.Close()
@@ -705,6 +693,16 @@ func TestClientReconnectEngineRestart(t *testing.T) {
 		return conn.Status() == rivetclient.StatusConnected && conn.ConnectionID() != first
 	})
 	took := time.Since(back)
+	assertBackOnFreshEngine(t, ctx, conn, log, calls)
+	t.Logf("engine restart, straight at the engine: back %v after the engine was ready; GetParams calls %d; errors %s",
+		took.Round(time.Millisecond), calls.Load(), compactCodes(log.errorCodes()))
+}
+
+// assertBackOnFreshEngine checks a Conn of connectCounting after an engine restart: it never
+// gave up, its actor saw the params of the latest GetParams call, and the actor is a fresh one
+// (increment(2) answers 2).
+func assertBackOnFreshEngine(t *testing.T, ctx context.Context, conn *rivetclient.Conn, log *connLog, calls *atomic.Int32) {
+	t.Helper()
 	if s := log.statusList(); slices.Contains(s, rivetclient.StatusIdle) {
 		t.Errorf("statuses: got %v, want no idle (the client must not give up)", s)
 	}
@@ -717,8 +715,6 @@ func TestClientReconnectEngineRestart(t *testing.T) {
 	if err := conn.Action(ctx, "increment", &n, 2); err != nil || n != 2 {
 		t.Fatalf("increment after the restart: got %d, %v; want 2 (fresh actor)", n, err)
 	}
-	t.Logf("engine restart, straight at the engine: back %v after the engine was ready; GetParams calls %d; errors %s",
-		took.Round(time.Millisecond), calls.Load(), compactCodes(log.errorCodes()))
 }
 
 func connectCounting(t *testing.T, ctx context.Context, endpoint string) (*rivetclient.Client, *rivetclient.Handle, *rivetclient.Conn, *connLog, *atomic.Int32) {
