@@ -1,6 +1,11 @@
 package rivet
 
-import "testing"
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
 
 // TestEscapeCompat: plain JSON comes out in the compat form RivetKit reads
 // back as the same value, untouched when nothing is tag-like.
@@ -23,4 +28,83 @@ func TestEscapeCompat(t *testing.T) {
 	if _, err := EscapeCompat([]byte(`{"a":"$`)); err == nil {
 		t.Error("EscapeCompat of broken JSON: no error")
 	}
+}
+
+// FuzzEscapeCompat: for any JSON value, the escaped form holds no tag (every
+// two-element array starting with a "$" string starts with "$$"), and
+// reading it back the way RivetKit does for escaped arrays gives the value.
+func FuzzEscapeCompat(f *testing.F) {
+	for _, s := range []string{`{"a":["$x",1]}`, `["$$y",["$z",null]]`, `{"n":1.5e300,"s":"$"}`, `[["$a","$b"],"$c"]`, `"$x"`, `null`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		var want any
+		if err := json.Unmarshal([]byte(in), &want); err != nil {
+			return
+		}
+		out, err := EscapeCompat([]byte(in))
+		if err != nil {
+			t.Fatalf("EscapeCompat(%q): %v", in, err)
+		}
+		var got any
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("EscapeCompat(%q) = %q: not JSON: %v", in, out, err)
+		}
+		if tag := findTag(got); tag != "" {
+			t.Fatalf("EscapeCompat(%q) = %q: holds tag %q", in, out, tag)
+		}
+		if !reflect.DeepEqual(unescapeCompat(got), want) {
+			t.Fatalf("EscapeCompat(%q) = %q: reads back as %v, want %v", in, out, unescapeCompat(got), want)
+		}
+	})
+}
+
+// findTag returns the first element of a two-element array that RivetKit
+// would read as a tag: a string starting with "$" but not "$$".
+func findTag(v any) string {
+	switch v := v.(type) {
+	case map[string]any:
+		for _, e := range v {
+			if tag := findTag(e); tag != "" {
+				return tag
+			}
+		}
+	case []any:
+		if len(v) == 2 {
+			if s, ok := v[0].(string); ok && strings.HasPrefix(s, "$") && !strings.HasPrefix(s, "$$") {
+				return s
+			}
+		}
+		for _, e := range v {
+			if tag := findTag(e); tag != "" {
+				return tag
+			}
+		}
+	}
+	return ""
+}
+
+// unescapeCompat undoes the escape of two-element arrays ("$$x" → "$x"),
+// as reviveJsonCompatValue does.
+func unescapeCompat(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = unescapeCompat(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = unescapeCompat(e)
+		}
+		if len(out) == 2 {
+			if s, ok := out[0].(string); ok && strings.HasPrefix(s, "$$") {
+				out[0] = s[1:]
+			}
+		}
+		return out
+	}
+	return v
 }
