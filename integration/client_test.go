@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/gorilla/websocket"
 	"github.com/rivet-gateway/rivet-gateway/integration/harness"
 	"github.com/rivet-gateway/rivet-gateway/rivetclient"
 )
@@ -304,13 +303,12 @@ func TestClientThroughGateway(t *testing.T) {
 		if err != nil || !jsonEqual(t, msg, `{"hello":"raw","count":2}`) {
 			t.Fatalf("greeting: got %s, %v; want {hello:raw,count:2}", msg, err)
 		}
-		if err := ws.WriteMessage(websocket.TextMessage, []byte("ping")); err != nil {
+		if err := ws.WriteMessage(rivetclient.TextMessage, []byte("ping")); err != nil {
 			t.Fatalf("write: %v", err)
 		}
 		if _, msg, err = ws.ReadMessage(); err != nil || string(msg) != "echo:ping" {
 			t.Errorf("echo: got %q, %v; want echo:ping", msg, err)
 		}
-		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 	})
 
 	t.Run("GetParams fails twice before the first connection", func(t *testing.T) {

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/rivet-gateway/rivet-gateway/integration/harness"
 	"github.com/rivet-gateway/rivet-gateway/rivetclient"
 )
@@ -450,7 +449,7 @@ func testHostedGoClient(t *testing.T, endpoint string, hc *http.Client) {
 		} else {
 			ws.SetReadDeadline(time.Now().Add(clientWait))
 			_, hello, err1 := ws.ReadMessage()
-			err2 := ws.WriteMessage(websocket.TextMessage, []byte("ping"))
+			err2 := ws.WriteMessage(rivetclient.TextMessage, []byte("ping"))
 			_, echo, err3 := ws.ReadMessage()
 			if err := errors.Join(err1, err2, err3); err != nil || !strings.Contains(string(hello), `"hello":"raw"`) || string(echo) != "echo:ping" {
 				t.Errorf("WebSocket %s: got %q, %q, %v; want the greeting, echo:ping", what, hello, echo, err)

@@ -382,13 +382,17 @@ func (f *fetchRetry) As(target any) bool {
 // params, "rivet_conn_params.<url.QueryEscape(JSON)>". GetParams is called
 // once. The caller owns and closes the returned connection. A refused
 // handshake returns an *ActorError or *HTTPError.
-func (h *Handle) WebSocket(ctx context.Context, path string) (*websocket.Conn, error) {
+func (h *Handle) WebSocket(ctx context.Context, path string) (*RawWebSocket, error) {
 	params, err := h.resolveParams(ctx)
 	if err != nil {
 		return nil, err
 	}
 	p, q := splitUserPath(path)
-	return h.dial(ctx, "/websocket/"+p+q, "bare", params)
+	ws, err := h.dial(ctx, "/websocket/"+p+q, "bare", params)
+	if err != nil {
+		return nil, err
+	}
+	return &RawWebSocket{ws: ws}, nil
 }
 
 // dial opens a WebSocket to actor path p with RivetKit's sub-protocols.

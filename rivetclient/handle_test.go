@@ -6,13 +6,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
+	gorillaws "github.com/gorilla/websocket"
 )
 
 func TestHandleAction(t *testing.T) {
@@ -303,7 +304,7 @@ func TestHandleSendFetchWebSocket(t *testing.T) {
 	if err != nil || string(hello) != `{"hello":"raw","path":"/raw/path","params":{"token":"p"}}` {
 		t.Errorf("hello: got %s, %v", hello, err)
 	}
-	if err := ws.WriteMessage(websocket.TextMessage, []byte("ping")); err != nil {
+	if err := ws.WriteMessage(TextMessage, []byte("ping")); err != nil {
 		t.Fatal(err)
 	}
 	if _, msg, err := ws.ReadMessage(); err != nil || string(msg) != "echo:ping" {
@@ -398,4 +399,47 @@ func TestStatelessNoLeak(t *testing.T) {
 	}
 	c.Close()
 	check()
+}
+
+// TestRawWebSocketCloses: a raw WebSocket reports the peer's close as an
+// *ActorError when the reason is a RivetKit error, as a *CloseError with
+// the code and reason otherwise.
+func TestRawWebSocketCloses(t *testing.T) {
+	for _, tc := range []struct {
+		code   int
+		reason string
+		want   error
+	}{
+		{4000, "bye", &CloseError{Code: 4000, Reason: "bye"}},
+		{1011, "actor.stopped#ray", &ActorError{Group: "actor", Code: "stopped"}},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, err := (&gorillaws.Upgrader{}).Upgrade(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_ = c.WriteControl(gorillaws.CloseMessage, gorillaws.FormatCloseMessage(tc.code, tc.reason), time.Now().Add(time.Second))
+			_, _, _ = c.ReadMessage() // until the client's close
+		}))
+		ws, _, err := gorillaws.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := &RawWebSocket{ws: ws}
+		_, _, err = raw.ReadMessage()
+		var ce *CloseError
+		switch want := tc.want.(type) {
+		case *CloseError:
+			if !errors.As(err, &ce) || *ce != *want {
+				t.Errorf("close %d %q: got %v, want %v", tc.code, tc.reason, err, want)
+			}
+		default:
+			if !errors.Is(err, want) {
+				t.Errorf("close %d %q: got %v, want %v", tc.code, tc.reason, err, want)
+			}
+		}
+		raw.Close()
+		srv.Close()
+	}
 }

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"slices"
 	"testing"
-
-	"github.com/gorilla/websocket"
 )
 
 // TestWebSocketOverHTTP2CapableTLS connects over wss to a server that
@@ -63,7 +61,7 @@ func TestWebSocketOverHTTP2CapableTLS(t *testing.T) {
 			if err != nil {
 				t.Fatalf("WebSocket over wss: %v", err)
 			}
-			ws.WriteMessage(websocket.TextMessage, []byte("ping"))
+			ws.WriteMessage(TextMessage, []byte("ping"))
 			ws.Close()
 
 			if protos := c.dialer.TLSClientConfig.NextProtos; !slices.Equal(protos, []string{"http/1.1"}) {
