@@ -30,6 +30,23 @@ func (c *Client) newHandle(t target, opts HandleOptions) *Handle {
 	return &Handle{client: c, target: t, opts: opts}
 }
 
+// WithParams returns a handle to the same actor whose calls and connections
+// send params instead of this handle's Params or GetParams: a per-caller
+// or per-connection override (h.WithParams(p).Open()). h is unchanged.
+func (h *Handle) WithParams(params any) *Handle {
+	c := *h
+	c.opts.Params, c.opts.GetParams = params, nil
+	return &c
+}
+
+// WithGetParams is WithParams with a function called for fresh params
+// before every call and connection attempt (see HandleOptions.GetParams).
+func (h *Handle) WithGetParams(getParams func(ctx context.Context) (any, error)) *Handle {
+	c := *h
+	c.opts.Params, c.opts.GetParams = nil, getParams
+	return &c
+}
+
 // Name returns the actor name the handle addresses.
 func (h *Handle) Name() string { return h.target.name }
 

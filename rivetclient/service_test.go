@@ -197,3 +197,36 @@ func TestEventsDropsOldest(t *testing.T) {
 	c.Close()
 	check()
 }
+
+// TestWithParams: a derived handle sends its own params, on stateless
+// calls and connections, and leaves the original's alone.
+func TestWithParams(t *testing.T) {
+	f := newFakeEngine(t)
+	c := newTestClient(t, f)
+	ctx := testContext(t)
+	base := c.GetOrCreate("counter", []string{"override"}, HandleOptions{Params: map[string]string{"token": "base"}})
+	type who struct {
+		Params map[string]string `json:"params"`
+	}
+	for _, tc := range []struct {
+		h    *Handle
+		want string
+	}{
+		{base.WithParams(map[string]string{"token": "alice"}), "alice"},
+		{base.WithGetParams(func(context.Context) (any, error) { return map[string]string{"token": "fresh"}, nil }), "fresh"},
+		{base, "base"},
+	} {
+		got, err := Call[who](ctx, tc.h, "whoami")
+		if err != nil || got.Params["token"] != tc.want {
+			t.Errorf("stateless whoami: %v, %v; want token %q", got.Params, err, tc.want)
+		}
+		conn, err := tc.h.Connect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err = Call[who](ctx, conn, "whoami"); err != nil || got.Params["token"] != tc.want {
+			t.Errorf("connection whoami: %v, %v; want token %q", got.Params, err, tc.want)
+		}
+		conn.Close()
+	}
+}
