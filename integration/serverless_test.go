@@ -27,8 +27,11 @@ const (
 	// workerdRuntime is what the actor's runtime action answers in workerd (navigator.userAgent).
 	workerdRuntime = "Cloudflare-Workers"
 	// serverlessFirstTTL is the lifetime of each client's first connection token: the gateway
-	// closes the socket when it expires, and the client reconnects with a fresh one.
-	serverlessFirstTTL = 3 * time.Second
+	// closes the socket when it expires, and the client reconnects with a fresh one. The token
+	// is minted before the connection opens, and connect, whoami, increment and its event must
+	// all happen before it expires: under CI load (four clients at once, -race) that took up to
+	// 2.9 s, and a 3 s token once expired with an action in flight.
+	serverlessFirstTTL = 6 * time.Second
 )
 
 // serverlessConfig is the README's configuration for actors on Cloudflare Workers, run in front
