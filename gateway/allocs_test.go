@@ -58,10 +58,7 @@ func TestAllocsPerRequest(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			serve := func() {
-				r := httptest.NewRequest(http.MethodPost, tc.target, strings.NewReader(`{"args":[1]}`))
-				r.Header.Set("Authorization", "Bearer "+tok)
-				r.Header.Set("Content-Type", "application/json")
-				r.Header.Set("X-Rivet-Encoding", "json")
+				r := chainRequest(tc.target, tok)
 				w := httptest.NewRecorder()
 				g.echo.ServeHTTP(w, r)
 				if w.Code != http.StatusOK {
@@ -70,10 +67,7 @@ func TestAllocsPerRequest(t *testing.T) {
 			}
 			serve() // warm caches: the JWT, the id, pools
 			baseline := testing.AllocsPerRun(50, func() {
-				r := httptest.NewRequest(http.MethodPost, tc.target, strings.NewReader(`{"args":[1]}`))
-				r.Header.Set("Authorization", "Bearer "+tok)
-				r.Header.Set("Content-Type", "application/json")
-				r.Header.Set("X-Rivet-Encoding", "json")
+				_ = chainRequest(tc.target, tok)
 				_ = httptest.NewRecorder()
 			})
 			got := testing.AllocsPerRun(200, serve) - baseline
@@ -123,6 +117,16 @@ var chainTargets = []struct{ name, target string }{
 	{"by id", "/gateway/hwzdj7sr4l7y4lxlvc506jrjwtal00/action/increment"},
 }
 
+// chainRequest is the action request the guard and the benchmark serve:
+// a bearer JWT, a JSON body.
+func chainRequest(target, tok string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, target, strings.NewReader(`{"args":[1]}`))
+	r.Header.Set("Authorization", "Bearer "+tok)
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("X-Rivet-Encoding", "json")
+	return r
+}
+
 // BenchmarkRequestChain is the gateway's own work per action request:
 // Echo, classification, id resolution (cached), authentication, params,
 // the proxy's rewrite, metrics, against an engine answered in memory.
@@ -132,10 +136,7 @@ func BenchmarkRequestChain(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				r := httptest.NewRequest(http.MethodPost, tc.target, strings.NewReader(`{"args":[1]}`))
-				r.Header.Set("Authorization", "Bearer "+tok)
-				r.Header.Set("Content-Type", "application/json")
-				r.Header.Set("X-Rivet-Encoding", "json")
+				r := chainRequest(tc.target, tok)
 				w := httptest.NewRecorder()
 				g.echo.ServeHTTP(w, r)
 				if w.Code != http.StatusOK {
