@@ -11,7 +11,6 @@ import (
 	"text/template/parse"
 
 	"github.com/rivet-gateway/rivet-gateway/config"
-	"github.com/rivet-gateway/rivet-gateway/rivet"
 )
 
 // errMissing marks a template whose data is absent, null or empty for this
@@ -505,21 +504,27 @@ func (s *claimsSource) name() string { return SourceClaims }
 func (s *claimsSource) resolve(_ context.Context, q *query) (object, stats, error) {
 	var buf strings.Builder
 	obj, err := s.root.evalObject(&evalData{q: q}, s.mode, &buf)
+	if err == nil {
+		obj, err = escapeCompatValues(obj)
+	}
 	if err != nil {
 		return nil, stats{attempts: 1}, err
 	}
 	return obj, stats{attempts: 1}, nil
 }
 
-// resolveEncoded is resolve followed by rivet.MarshalASCII, without the
-// intermediate map.
+// resolveEncoded is resolve followed by rivet.MarshalASCII, compat-escaped,
+// without the intermediate map.
 func (s *claimsSource) resolveEncoded(_ context.Context, q *query) ([]byte, stats, error) {
 	var buf strings.Builder
 	body, err := s.root.encodeObject(&evalData{q: q}, s.mode, &buf)
+	if err == nil {
+		body, err = escapeCompat(body)
+	}
 	if err != nil {
 		return nil, stats{attempts: 1}, err
 	}
-	return rivet.ASCIIJSON(body), stats{attempts: 1}, nil
+	return body, stats{attempts: 1}, nil
 }
 
 // templateData is what a claims template sees. Empty fields are left out so

@@ -416,7 +416,12 @@ func (s *httpSource) once(ctx context.Context, body []byte, rid string) (object,
 	if int64(len(data)) > s.maxBody {
 		return nil, &failure{cause: CauseTooLarge, err: fmt.Errorf("params service answer exceeds %d bytes", s.maxBody)}
 	}
-	return parseObject(data)
+	obj, err := parseObject(data)
+	if err != nil {
+		return nil, err
+	}
+	// Once per answer (answers are cached), never per request.
+	return escapeCompatValues(obj)
 }
 
 // parseObject accepts exactly a JSON object. Its values are kept as raw

@@ -276,19 +276,13 @@ func (i *Injector) inject(r *http.Request, rt *rivet.Route) (http.Header, Fetch,
 		return nil, f, q.requestID, err
 	}
 
-	// What the gateway built is plain JSON; the actor reads compat JSON
-	// (rivet.EscapeCompat). A client's own params are compat JSON already.
+	// Every source delivers compat JSON (escapeCompat); a client's own
+	// params are compat JSON already.
 	switch {
 	case body != nil:
-		body, err = escapeCompat(body)
 	case !i.merge:
-		if obj, err = escapeCompatValues(obj); err == nil {
-			body, err = rivet.MarshalASCII(obj)
-		}
+		body, err = rivet.MarshalASCII(obj)
 	default:
-		if obj, err = escapeCompatValues(obj); err != nil {
-			break
-		}
 		// Server keys win: a client can never set a key the server injects.
 		merged := make(object, len(q.client)+len(obj))
 		for k, v := range q.client {
@@ -312,7 +306,9 @@ func (i *Injector) inject(r *http.Request, rt *rivet.Route) (http.Header, Fetch,
 }
 
 // escapeCompat is rivet.EscapeCompat for an encoded object, ASCII-only as
-// it came.
+// it came. The sources apply it (and escapeCompatValues) to what they
+// build from plain JSON (claims, the config, the params service's answer),
+// so that what reaches the actor reads back as that JSON.
 func escapeCompat(body []byte) ([]byte, error) {
 	esc, err := rivet.EscapeCompat(body)
 	if err != nil {

@@ -39,6 +39,9 @@ func newStaticSource(m map[string]any) (*staticSource, error) {
 	if obj == nil {
 		obj = object{}
 	}
+	if obj, err = escapeCompatValues(obj); err != nil {
+		return nil, err
+	}
 	enc, err := rivet.MarshalASCII(obj)
 	if err != nil {
 		return nil, err
