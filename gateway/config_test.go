@@ -132,24 +132,32 @@ func TestValidateChecksTokenFile(t *testing.T) {
 	}
 }
 
-// TestReadmeCustodyExample: the upstream example of the README's section
-// on the engine's token decodes strictly and validates (its token file is
-// the deployment's), and pins the resolver to its namespace.
-func TestReadmeCustodyExample(t *testing.T) {
+// readmeExample decodes, strictly and over the defaults, the first YAML
+// block under heading (a whole line) of the README.
+func readmeExample(t *testing.T, heading string) Config {
+	t.Helper()
 	b, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(b), "### The engine's token, one namespace, egress proxies")
+	_, section, ok := strings.Cut(string(b), "\n"+heading+"\n")
 	_, block, ok2 := strings.Cut(section, "```yaml\n")
 	block, _, ok3 := strings.Cut(block, "```")
 	if !ok || !ok2 || !ok3 {
-		t.Fatal("README: no yaml block in the section on the engine's token")
+		t.Fatalf("README: no yaml block under %q", heading)
 	}
 	cfg := DefaultConfig()
 	if err := config.Decode([]byte(block), &cfg, func(string) (string, bool) { return "", false }); err != nil {
-		t.Fatalf("README example: %v", err)
+		t.Fatalf("README example under %q: %v", heading, err)
 	}
+	return cfg
+}
+
+// TestReadmeCustodyExample: the upstream example of the README's section
+// on the engine's token decodes strictly and validates (its token file is
+// the deployment's), and pins the resolver to its namespace.
+func TestReadmeCustodyExample(t *testing.T) {
+	cfg := readmeExample(t, "### The engine's token, one namespace, egress proxies")
 	if err := cfg.validate(false); err != nil && strings.Contains(err.Error(), "upstream") {
 		t.Errorf("README example: %v", err)
 	}
@@ -165,22 +173,9 @@ func TestReadmeCustodyExample(t *testing.T) {
 // sections decode strictly and validate (their files are the deployment's), with no warning.
 // The end-to-end tests run the same blocks (integration/readme_test.go).
 func TestReadmeDeploymentExamples(t *testing.T) {
-	b, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, heading := range []string{"### In front of Rivet Cloud", "### Actors on Cloudflare Workers"} {
 		t.Run(heading[4:], func(t *testing.T) {
-			_, section, ok := strings.Cut(string(b), "\n"+heading+"\n")
-			_, block, ok2 := strings.Cut(section, "```yaml\n")
-			block, _, ok3 := strings.Cut(block, "```")
-			if !ok || !ok2 || !ok3 {
-				t.Fatalf("README: no yaml block under %q", heading)
-			}
-			cfg := DefaultConfig()
-			if err := config.Decode([]byte(block), &cfg, func(string) (string, bool) { return "", false }); err != nil {
-				t.Fatalf("README example: %v", err)
-			}
+			cfg := readmeExample(t, heading)
 			if err := cfg.validate(false); err != nil {
 				t.Errorf("README example: %v", err)
 			}
