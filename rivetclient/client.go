@@ -38,6 +38,7 @@ type Client struct {
 	retry                   statelessRetry
 
 	metadataLookup bool
+	codec          codec         // encoding of actor messages
 	metaSem        chan struct{} // one metadata lookup at a time
 	mu             sync.Mutex
 	ep             endpoint // guarded by mu
@@ -80,6 +81,7 @@ func New(endpointURL string, opts ...Option) (*Client, error) {
 		backoffBase:    DefaultBackoffBase,
 		backoffMax:     DefaultBackoffMax,
 		metadataLookup: true,
+		codec:          bareCodec{},
 	}
 	var errs []error
 	for _, opt := range opts {
@@ -148,6 +150,7 @@ func New(endpointURL string, opts ...Option) (*Client, error) {
 		backoffMax:     cfg.backoffMax,
 		retry:          defaultStatelessRetry,
 		metadataLookup: cfg.metadataLookup,
+		codec:          cfg.codec,
 		metaSem:        make(chan struct{}, 1),
 		ep:             ep,
 		conns:          map[*Conn]struct{}{},

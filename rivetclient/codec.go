@@ -455,27 +455,6 @@ func parseID(raw json.RawMessage) (id uint64, ok bool, err error) {
 	return id, true, nil
 }
 
-func encodeActionRequest(id uint64, name string, args json.RawMessage) ([]byte, error) {
-	nameJSON, err := json.Marshal(name)
-	if err != nil {
-		return nil, err
-	}
-	var b bytes.Buffer
-	b.WriteString(`{"body":{"tag":"ActionRequest","val":{"id":["$BigInt","`)
-	b.WriteString(strconv.FormatUint(id, 10))
-	b.WriteString(`"],"name":`)
-	b.Write(nameJSON)
-	b.WriteString(`,"args":`)
-	b.Write(args)
-	b.WriteString(`}}}`)
-	return b.Bytes(), nil
-}
-
-func encodeSubscriptionRequest(event string, subscribe bool) []byte {
-	nameJSON, _ := json.Marshal(event) // marshalling a string cannot fail
-	return fmt.Appendf(nil, `{"body":{"tag":"SubscriptionRequest","val":{"eventName":%s,"subscribe":%t}}}`, nameJSON, subscribe)
-}
-
 // encodeArgs encodes an action's argument list.
 func encodeArgs(args []any) (json.RawMessage, error) {
 	if args == nil {

@@ -173,7 +173,7 @@ func TestAsciiJSON(t *testing.T) {
 
 func TestWireMessages(t *testing.T) {
 	args, _ := encodeArgs([]any{3, "$x"})
-	msg, err := encodeActionRequest(7, "incr\"ement", args)
+	msg, err := jsonCodec{}.actionRequest(7, "incr\"ement", args)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestWireMessages(t *testing.T) {
 	if string(noArgs) != "[]" {
 		t.Errorf("no args: got %s, want []", noArgs)
 	}
-	sub := encodeSubscriptionRequest("newCount", false)
+	sub := jsonCodec{}.subscriptionRequest("newCount", false)
 	if want := `{"body":{"tag":"SubscriptionRequest","val":{"eventName":"newCount","subscribe":false}}}`; string(sub) != want {
 		t.Errorf("SubscriptionRequest: got %s, want %s", sub, want)
 	}

@@ -77,8 +77,8 @@ const (
 	closeGrace   = time.Second
 )
 
-// Conn is a stateful connection to an actor over the /connect WebSocket
-// (JSON encoding). It multiplexes concurrent actions, delivers the events
+// Conn is a stateful connection to an actor over the /connect WebSocket,
+// in the client's encoding. It multiplexes concurrent actions, delivers the events
 // it is subscribed to, and reconnects on its own until closed: after a
 // lost connection at once, after a failed attempt with jittered backoff
 // (WithReconnectBackoff). Every attempt calls GetParams again and, once
@@ -148,8 +148,9 @@ type call struct {
 }
 
 type callResult struct {
-	output json.RawMessage
-	err    error
+	output    json.RawMessage // revived
+	outputErr error           // the output did not decode
+	err       error
 }
 
 // Connect opens a connection to the actor and waits until it is connected
@@ -255,7 +256,7 @@ func (c *Conn) Action(ctx context.Context, name string, out any, args ...any) er
 	}
 	id := c.nextID
 	c.nextID++
-	msg, err := encodeActionRequest(id, name, argsJSON)
+	msg, err := c.h.client.codec.actionRequest(id, name, argsJSON)
 	if err != nil {
 		c.mu.Unlock()
 		return err
@@ -278,9 +279,9 @@ func (c *Conn) Action(ctx context.Context, name string, out any, args ...any) er
 		if r.err != nil {
 			return r.err
 		}
-		output, err := reviveJSON(r.output)
+		err := r.outputErr
 		if err == nil {
-			err = decodeValue(output, out)
+			err = decodeValue(r.output, out)
 		}
 		if err != nil {
 			return fmt.Errorf("rivetclient: action %q: decode output: %w", name, err)
@@ -307,7 +308,7 @@ func (c *Conn) On(event string, fn func(Event)) (unsubscribe func()) {
 	ws, send := c.ws, first && c.status == StatusConnected
 	c.mu.Unlock()
 	if send {
-		c.write(ws, encodeSubscriptionRequest(event, true))
+		c.write(ws, c.h.client.codec.subscriptionRequest(event, true))
 	}
 	c.writeMu.Unlock()
 	return sync.OnceFunc(func() {
@@ -323,7 +324,7 @@ func (c *Conn) On(event string, fn func(Event)) (unsubscribe func()) {
 		ws, send := c.ws, last && c.status == StatusConnected
 		c.mu.Unlock()
 		if send {
-			c.write(ws, encodeSubscriptionRequest(event, false))
+			c.write(ws, c.h.client.codec.subscriptionRequest(event, false))
 		}
 	})
 }
@@ -565,7 +566,7 @@ func (c *Conn) open() (*websocket.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	ws, err := c.h.dial(c.ctx, "/connect", "json", params)
+	ws, err := c.h.dial(c.ctx, "/connect", c.h.client.codec.encoding(), params)
 	if err != nil {
 		return nil, err
 	}
@@ -583,34 +584,28 @@ func (c *Conn) open() (*websocket.Conn, error) {
 			ws.Close()
 			return nil, closeError(err)
 		}
-		var msg wireMessage
-		if err := json.Unmarshal(data, &msg); err != nil {
+		msg, err := c.h.client.codec.toClient(data)
+		if err != nil {
+			if msg.tag == "Init" { // no other Init will follow
+				ws.Close()
+				return nil, err
+			}
 			c.log.Warn("rivetclient: ignoring malformed message", "err", err)
 			continue
 		}
-		switch msg.Body.Tag {
+		switch msg.tag {
 		case "Init":
-			var v initVal
-			if err := json.Unmarshal(msg.Body.Val, &v); err != nil {
-				ws.Close()
-				return nil, fmt.Errorf("rivetclient: malformed Init: %w", err)
-			}
 			c.mu.Lock()
-			c.actorID, c.connID = v.ActorID, v.ConnectionID
+			c.actorID, c.connID = msg.actorID, msg.connectionID
 			c.mu.Unlock()
-			c.log.Debug("rivetclient: connected", "actor_id", v.ActorID, "connection_id", v.ConnectionID)
+			c.log.Debug("rivetclient: connected", "actor_id", msg.actorID, "connection_id", msg.connectionID)
 			return ws, nil
 		case "Error":
-			ae, _, err := parseErrorMessage(msg.Body.Val)
-			if err != nil {
-				c.log.Warn("rivetclient: ignoring malformed Error message", "err", err)
-				continue
-			}
 			// Nothing was sent yet, so the error is about the connection.
 			ws.Close()
-			return nil, ae
+			return nil, msg.err
 		default:
-			c.log.Debug("rivetclient: ignoring message before Init", "tag", msg.Body.Tag)
+			c.log.Debug("rivetclient: ignoring message before Init", "tag", msg.tag)
 		}
 	}
 }
@@ -644,7 +639,7 @@ func (c *Conn) serve(ws *websocket.Conn) error {
 	c.mu.Unlock()
 	c.signalStart(nil)
 	for _, name := range events {
-		c.write(ws, encodeSubscriptionRequest(name, true))
+		c.write(ws, c.h.client.codec.subscriptionRequest(name, true))
 	}
 	for _, cl := range queued {
 		c.write(ws, cl.msg)
@@ -661,55 +656,30 @@ func (c *Conn) serve(ws *websocket.Conn) error {
 }
 
 func (c *Conn) handleMessage(data []byte) {
-	var msg wireMessage
-	if err := json.Unmarshal(data, &msg); err != nil {
-		c.log.Warn("rivetclient: ignoring malformed message", "err", err)
+	msg, err := c.h.client.codec.toClient(data)
+	if err != nil {
+		c.log.Warn("rivetclient: ignoring malformed message", "tag", msg.tag, "err", err)
 		return
 	}
-	switch msg.Body.Tag {
+	switch msg.tag {
 	case "ActionResponse":
-		var v actionResponseVal
-		if err := json.Unmarshal(msg.Body.Val, &v); err != nil {
-			c.log.Warn("rivetclient: ignoring malformed ActionResponse", "err", err)
-			return
-		}
-		id, ok, err := parseID(v.ID)
-		if err != nil || !ok {
-			c.log.Warn("rivetclient: ignoring ActionResponse without a valid id", "err", err)
-			return
-		}
-		c.deliver(id, callResult{output: v.Output})
+		c.deliver(msg.id, callResult{output: msg.output, outputErr: msg.outputErr})
 	case "Error":
-		ae, id, err := parseErrorMessage(msg.Body.Val)
-		if err != nil {
-			c.log.Warn("rivetclient: ignoring malformed Error message", "err", err)
-			return
-		}
-		if id != nil {
-			c.deliver(*id, callResult{err: ae})
+		if msg.actionID != nil {
+			c.deliver(*msg.actionID, callResult{err: msg.err})
 			return
 		}
 		// A connection-level error: the socket usually closes next.
-		c.log.Warn("rivetclient: connection error", "err", ae)
-		c.failPending(ae)
+		c.log.Warn("rivetclient: connection error", "err", msg.err)
+		c.failPending(msg.err)
 	case "Event":
-		var v eventVal
-		if err := json.Unmarshal(msg.Body.Val, &v); err != nil {
-			c.log.Warn("rivetclient: ignoring malformed Event", "err", err)
-			return
-		}
-		args, err := eventArgs(v.Args)
-		if err != nil {
-			c.log.Warn("rivetclient: ignoring Event with undecodable args", "event", v.Name, "err", err)
-			return
-		}
 		c.mu.Lock()
-		handlers := append([]*listener[func(Event)](nil), c.subs[v.Name]...)
+		handlers := append([]*listener[func(Event)](nil), c.subs[msg.event]...)
 		c.mu.Unlock()
 		if len(handlers) == 0 {
 			return
 		}
-		ev := Event{Name: v.Name, Args: args}
+		ev := Event{Name: msg.event, Args: msg.args}
 		c.disp.enqueue(func() {
 			for _, l := range handlers {
 				if l.active.Load() {
@@ -718,14 +688,11 @@ func (c *Conn) handleMessage(data []byte) {
 			}
 		})
 	case "Init":
-		var v initVal
-		if json.Unmarshal(msg.Body.Val, &v) == nil {
-			c.mu.Lock()
-			c.actorID, c.connID = v.ActorID, v.ConnectionID
-			c.mu.Unlock()
-		}
+		c.mu.Lock()
+		c.actorID, c.connID = msg.actorID, msg.connectionID
+		c.mu.Unlock()
 	default:
-		c.log.Debug("rivetclient: ignoring message", "tag", msg.Body.Tag)
+		c.log.Debug("rivetclient: ignoring message", "tag", msg.tag)
 	}
 }
 
@@ -743,14 +710,19 @@ func (c *Conn) deliver(id uint64, r callResult) {
 	cl.done <- r
 }
 
-// write sends one text frame; the caller holds writeMu. A failed write
+// write sends one message (a binary frame in the binary encodings, else a
+// text frame); the caller holds writeMu. A failed write
 // closes the socket so that the reader notices and the Conn reconnects.
 func (c *Conn) write(ws *websocket.Conn, data []byte) {
 	if ws == nil {
 		return
 	}
 	_ = ws.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if err := ws.WriteMessage(websocket.TextMessage, data); err != nil {
+	frame := websocket.TextMessage
+	if c.h.client.codec.binary() {
+		frame = websocket.BinaryMessage
+	}
+	if err := ws.WriteMessage(frame, data); err != nil {
 		c.log.Debug("rivetclient: write failed", "err", err)
 		ws.Close()
 	}
@@ -779,31 +751,6 @@ func (c *Conn) shutdown() {
 	c.h.client.removeConn(c)
 	c.disp.stop()
 	close(c.done)
-}
-
-// parseErrorMessage decodes the val of an Error message; id is the
-// action it answers, nil for a connection-level error.
-func parseErrorMessage(val json.RawMessage) (*ActorError, *uint64, error) {
-	var v errorVal
-	if err := json.Unmarshal(val, &v); err != nil {
-		return nil, nil, err
-	}
-	ae := &ActorError{Group: v.Group, Code: v.Code, Message: v.Message}
-	if len(v.Metadata) > 0 && !bytes.Equal(bytes.TrimSpace(v.Metadata), []byte("null")) {
-		if md, err := reviveJSON(v.Metadata); err == nil {
-			ae.Metadata = md
-		} else {
-			ae.Metadata = v.Metadata
-		}
-	}
-	id, ok, err := parseID(v.ActionID)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !ok {
-		return ae, nil, nil
-	}
-	return ae, &id, nil
 }
 
 // eventArgs revives an Event's args into one JSON value per argument.

@@ -56,9 +56,11 @@ func (r *recorder) statusList() []Status {
 	return append([]Status(nil), r.statuses...)
 }
 
-func TestConnActionAndEvent(t *testing.T) {
+func TestConnActionAndEvent(t *testing.T) { forEachEncoding(t, testConnActionAndEvent) }
+
+func testConnActionAndEvent(t *testing.T, enc Encoding) {
 	f := newFakeEngine(t)
-	c := newTestClient(t, f)
+	c := newTestClient(t, f, WithEncoding(enc))
 	ctx := testContext(t)
 	h := c.GetOrCreate("counter", []string{"k"}, HandleOptions{Params: map[string]string{"token": "t é"}})
 
@@ -105,11 +107,11 @@ func TestConnActionAndEvent(t *testing.T) {
 	if want := "/gateway/counter/connect?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=k&rvt-crash-policy=sleep"; req.RequestURI != want {
 		t.Errorf("connect URI: got %s, want %s", req.RequestURI, want)
 	}
-	wantProtos := []string{"rivet", "rivet_encoding.json", "rivet_conn_params.%7B%22token%22%3A%22t+%5Cu00e9%22%7D"}
+	wantProtos := []string{"rivet", "rivet_encoding." + string(enc), "rivet_conn_params.%7B%22token%22%3A%22t+%5Cu00e9%22%7D"}
 	if !slices.Equal(req.Subprotocol, wantProtos) {
 		t.Errorf("subprotocols: got %q, want %q", req.Subprotocol, wantProtos)
 	}
-	if got := req.Header.Get("Sec-Websocket-Protocol"); got != "rivet,rivet_encoding.json,rivet_conn_params.%7B%22token%22%3A%22t+%5Cu00e9%22%7D" {
+	if got := req.Header.Get("Sec-Websocket-Protocol"); got != "rivet,rivet_encoding."+string(enc)+",rivet_conn_params.%7B%22token%22%3A%22t+%5Cu00e9%22%7D" {
 		t.Errorf("Sec-WebSocket-Protocol header: got %q", got)
 	}
 	if _, ok := f.lastRequest("/metadata?namespace=default"); !ok {

@@ -12,11 +12,11 @@
 //   - [Client.GetForID] and [Client.Create] address it by id: /gateway/<id>/<path>
 //   - [Handle.Resolve] and [Client.Create] use the engine's /actors API.
 //
-// A handle makes stateless calls — [Handle.Action] (JSON-encoded
-// {"args":[…]} → {"output":…}), [Handle.Send] (queue messages),
+// A handle makes stateless calls — [Handle.Action] ({args} → {output}),
+// [Handle.Send] (queue messages),
 // [Handle.Fetch] (raw HTTP to the actor's onRequest) and [Handle.WebSocket]
 // (raw WebSocket to onWebSocket) — or opens a stateful [Conn] with
-// [Handle.Connect]: the /connect WebSocket with JSON encoding, which
+// [Handle.Connect]: the /connect WebSocket, which
 // multiplexes concurrent actions, delivers subscribed events ([Conn.On]),
 // reports status changes and errors, and reconnects until closed, with
 // exponential backoff (up to 250ms doubling to 30s, full jitter).
@@ -55,13 +55,25 @@
 // errors.Is with a Group/Code pattern such as [ErrGetParamsFailed].
 // [IsRetryable] tells transient failures from terminal ones.
 //
+// # Encodings
+//
+// Messages to and from actors are encoded as the JS client encodes them:
+// bare by default (versioned BARE, client protocol v4), cbor or json,
+// chosen per client with [WithEncoding]. The encoding changes the bytes on
+// the wire only: values, errors and behaviour are the same in all three.
+// Raw HTTP and raw WebSockets carry the caller's own bytes.
+//
 // # Values
 //
-// Arguments are marshalled with encoding/json into RivetKit's JSON
-// encoding; [BigInt], [Uint8Array], [ArrayBuffer], [Set] and [Undefined]
+// Arguments are marshalled with encoding/json into RivetKit's compat
+// form; [BigInt], [Uint8Array], [ArrayBuffer], [Set] and [Undefined]
 // produce its tagged forms (["$BigInt","…"], …), and arrays that look like
-// tags are escaped. Results are decoded with json.Number, so integers keep
-// their precision (decode BigInts into int64, uint64 or *big.Int).
+// tags are escaped. In cbor and bare that compat tree travels as CBOR, as
+// RivetKit's encodeCborCompat writes it. Results, event arguments and
+// error metadata reach the caller as JSON, decoded with json.Number, so
+// integers keep their precision (decode BigInts into int64, uint64 or
+// *big.Int); byte strings arrive as base64 strings, which decode into
+// []byte. Object keys of values received in cbor or bare are sorted.
 //
 // # Metadata
 //
@@ -98,7 +110,7 @@
 //	getParams (WebSockets only)           HandleOptions.GetParams (every request)
 //	reconnect: p-retry 250ms…30s          full jitter up to 250ms·2ⁿ, cap 30s (WithReconnectBackoff)
 //	gives up on restart codes             retries them once connected
-//	encodings bare (default), cbor, json  json only
+//	encodings bare (default), cbor, json  the same, WithEncoding
 //
 // # Lifetimes
 //

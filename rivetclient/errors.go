@@ -1,7 +1,6 @@
 package rivetclient
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -254,31 +253,11 @@ func closeError(err error) error {
 	return &transportError{fmt.Errorf("rivetclient: connection lost: %w", err)}
 }
 
-// errorBody is the JSON shape of a RivetKit HTTP error body.
-type errorBody struct {
-	Group    *string         `json:"group"`
-	Code     *string         `json:"code"`
-	Message  string          `json:"message"`
-	Metadata json.RawMessage `json:"metadata"`
-}
-
 // parseErrorBody parses a RivetKit JSON error body
 // {"group","code","message","metadata"?}. ok is false when body is not a
 // JSON object with string group and code.
 func parseErrorBody(body []byte) (ae *ActorError, ok bool) {
-	var eb errorBody
-	if err := json.Unmarshal(body, &eb); err != nil || eb.Group == nil || eb.Code == nil {
-		return nil, false
-	}
-	ae = &ActorError{Group: *eb.Group, Code: *eb.Code, Message: eb.Message}
-	if len(eb.Metadata) > 0 && !bytes.Equal(bytes.TrimSpace(eb.Metadata), []byte("null")) {
-		md, err := reviveJSON(eb.Metadata)
-		if err != nil {
-			md = eb.Metadata
-		}
-		ae.Metadata = md
-	}
-	return ae, true
+	return jsonCodec{}.httpError(body)
 }
 
 // maxErrorBody bounds how much of an error response is read.
@@ -288,7 +267,21 @@ const maxErrorBody = 64 << 10
 // when the body is a RivetKit error (whatever the Content-Type, as the JS
 // client parses JSON bodies), else an *HTTPError.
 func responseError(status int, header http.Header, body []byte) error {
+	return encodedResponseError(jsonCodec{}, status, header, body)
+}
+
+// encodedResponseError is responseError for a request sent in c's
+// encoding: as in the JS client, the body is read in c unless its
+// Content-Type says JSON (what the engine and the gateway always answer).
+func encodedResponseError(c codec, status int, header http.Header, body []byte) error {
 	ray := header.Get("x-rivet-ray-id")
+	if c.binary() && !strings.Contains(header.Get("Content-Type"), "application/json") {
+		if ae, ok := c.httpError(body); ok {
+			ae.RayID = ray
+			ae.StatusCode = status
+			return ae
+		}
+	}
 	if ae, ok := parseErrorBody(body); ok {
 		ae.RayID = ray
 		ae.StatusCode = status

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/gorilla/websocket"
+	"github.com/rivet-gateway/rivet-gateway/rivetclient"
 )
 
 // exampleEngine is a minimal in-process stand-in for a RivetKit engine
@@ -26,6 +27,18 @@ type exampleEngine struct {
 type exampleConn struct {
 	mu   sync.Mutex // one writer
 	subs map[string]bool
+	enc  rivetclient.Encoding
+}
+
+// send writes a JSON-shaped message in the connection's encoding; the
+// caller holds c.mu.
+func (c *exampleConn) send(ws *websocket.Conn, msg []byte) {
+	data, _ := rivetclient.ServerEncode(c.enc, "ToClient", msg)
+	frame := websocket.BinaryMessage
+	if c.enc == rivetclient.EncodingJSON {
+		frame = websocket.TextMessage
+	}
+	ws.WriteMessage(frame, data)
 }
 
 func startExampleEngine() *exampleEngine {
@@ -57,7 +70,7 @@ func (e *exampleEngine) run(action string, args []json.RawMessage, params string
 		for ws, c := range e.conns {
 			c.mu.Lock()
 			if c.subs["newCount"] {
-				ws.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"body":{"tag":"Event","val":{"name":"newCount","args":[%d]}}}`, count))
+				c.send(ws, fmt.Appendf(nil, `{"body":{"tag":"Event","val":{"name":"newCount","args":[%d]}}}`, count))
 			}
 			c.mu.Unlock()
 		}
@@ -76,15 +89,23 @@ func (e *exampleEngine) serve(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/metadata":
 		io.WriteString(w, `{"runtime":"engine"}`)
 	case strings.HasPrefix(r.URL.Path, "/gateway/counter/action/"):
+		enc := rivetclient.Encoding(r.Header.Get("x-rivet-encoding"))
+		body, _ := io.ReadAll(r.Body)
+		body, _ = rivetclient.ServerDecode(enc, "HttpActionRequest", body)
 		var req struct{ Args []json.RawMessage }
-		json.NewDecoder(r.Body).Decode(&req)
+		json.Unmarshal(body, &req)
 		out, _ := json.Marshal(e.run(strings.TrimPrefix(r.URL.Path, "/gateway/counter/action/"), req.Args, r.Header.Get("x-rivet-conn-params")))
-		fmt.Fprintf(w, `{"output":%s}`, out)
+		resp, _ := rivetclient.ServerEncode(enc, "HttpActionResponse", fmt.Appendf(nil, `{"output":%s}`, out))
+		w.Write(resp)
 	case r.URL.Path == "/gateway/counter/connect":
 		var params string
+		c := &exampleConn{subs: map[string]bool{}}
 		for _, p := range strings.Split(r.Header.Get("Sec-WebSocket-Protocol"), ",") {
 			if v, ok := strings.CutPrefix(p, "rivet_conn_params."); ok {
 				params, _ = url.QueryUnescape(v)
+			}
+			if v, ok := strings.CutPrefix(p, "rivet_encoding."); ok {
+				c.enc = rivetclient.Encoding(v)
 			}
 		}
 		up := websocket.Upgrader{Subprotocols: []string{"rivet"}}
@@ -93,13 +114,12 @@ func (e *exampleEngine) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer ws.Close()
-		c := &exampleConn{subs: map[string]bool{}}
 		e.mu.Lock()
 		e.conns[ws] = c
 		e.mu.Unlock()
 		defer func() { e.mu.Lock(); delete(e.conns, ws); e.mu.Unlock() }()
 		c.mu.Lock()
-		ws.WriteMessage(websocket.TextMessage, []byte(`{"body":{"tag":"Init","val":{"actorId":"a1","connectionId":"c1"}}}`))
+		c.send(ws, []byte(`{"body":{"tag":"Init","val":{"actorId":"a1","connectionId":"c1"}}}`))
 		c.mu.Unlock()
 		for {
 			_, data, err := ws.ReadMessage()
@@ -118,6 +138,7 @@ func (e *exampleEngine) serve(w http.ResponseWriter, r *http.Request) {
 					}
 				}
 			}
+			data, _ = rivetclient.ServerDecode(c.enc, "ToServer", data)
 			json.Unmarshal(data, &msg)
 			v := msg.Body.Val
 			if msg.Body.Tag == "SubscriptionRequest" {
@@ -128,7 +149,7 @@ func (e *exampleEngine) serve(w http.ResponseWriter, r *http.Request) {
 			}
 			out, _ := json.Marshal(e.run(v.Name, v.Args, params))
 			c.mu.Lock()
-			ws.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"body":{"tag":"ActionResponse","val":{"id":%s,"output":%s}}}`, v.ID, out))
+			c.send(ws, fmt.Appendf(nil, `{"body":{"tag":"ActionResponse","val":{"id":%s,"output":%s}}}`, v.ID, out))
 			c.mu.Unlock()
 		}
 	default:

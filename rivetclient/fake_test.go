@@ -73,6 +73,7 @@ type fakeConn struct {
 	subs    map[string]bool
 	params  json.RawMessage
 	actor   *fakeActor
+	enc     Encoding // of the rivet_encoding sub-protocol
 }
 
 func newFakeEngine(t *testing.T) *fakeEngine {
@@ -176,6 +177,33 @@ func writeJSONError(w http.ResponseWriter, status int, group, code, message stri
 	w.Header().Set("x-rivet-error", group+"."+code)
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// writeEncoded answers a gateway request in the encoding it asked for, as
+// the actor does (the engine's own errors are always JSON).
+func (f *fakeEngine) writeEncoded(w http.ResponseWriter, enc Encoding, kind string, status int, msg []byte) {
+	body, err := serverEncode(enc, kind, msg)
+	if err != nil {
+		f.t.Errorf("fake engine: encode %s %s: %v", enc, kind, err)
+		w.WriteHeader(500)
+		return
+	}
+	if enc == EncodingJSON {
+		w.Header().Set("Content-Type", "application/json")
+	} else {
+		w.Header().Set("Content-Type", "application/octet-stream")
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// requestEncoding is the encoding of a gateway request (JSON without the
+// header, as the engine reads it).
+func requestEncoding(r *http.Request) Encoding {
+	if e := Encoding(r.Header.Get("x-rivet-encoding")); e != "" {
+		return e
+	}
+	return EncodingJSON
 }
 
 func (f *fakeEngine) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -303,6 +331,19 @@ func (f *fakeEngine) serveGateway(w http.ResponseWriter, r *http.Request, protos
 		return
 	}
 	params := json.RawMessage(r.Header.Get("x-rivet-conn-params"))
+	enc := requestEncoding(r)
+	if strings.HasPrefix(actorPath, "action/") || strings.HasPrefix(actorPath, "queue/") {
+		kind := "HttpActionRequest"
+		if strings.HasPrefix(actorPath, "queue/") {
+			kind = "HttpQueueSendRequest"
+		}
+		decoded, err := serverDecode(enc, kind, body)
+		if err != nil {
+			writeJSONError(w, 400, "core", "internal_error", err.Error(), nil)
+			return
+		}
+		body = decoded
+	}
 	switch {
 	case strings.HasPrefix(actorPath, "action/"):
 		if r.Method != http.MethodPost {
@@ -327,11 +368,12 @@ func (f *fakeEngine) serveGateway(w http.ResponseWriter, r *http.Request, protos
 			if aerr.Code == "action_not_found" {
 				status = 404
 			}
-			writeJSONError(w, status, aerr.Group, aerr.Code, aerr.Message, aerr.Metadata)
+			msg, _ := json.Marshal(map[string]any{"group": aerr.Group, "code": aerr.Code, "message": aerr.Message, "metadata": aerr.Metadata})
+			w.Header().Set("x-rivet-ray-id", "ray-"+aerr.Code)
+			f.writeEncoded(w, enc, "HttpResponseError", status, msg)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"output":%s}`, out)
+		f.writeEncoded(w, enc, "HttpActionResponse", 200, fmt.Appendf(nil, `{"output":%s}`, out))
 	case strings.HasPrefix(actorPath, "queue/"):
 		var req struct {
 			Name string          `json:"name"`
@@ -342,12 +384,11 @@ func (f *fakeEngine) serveGateway(w http.ResponseWriter, r *http.Request, protos
 			writeJSONError(w, 400, "core", "internal_error", err.Error(), nil)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
 		if req.Wait {
-			fmt.Fprintf(w, `{"status":"completed","response":%s}`, req.Body)
+			f.writeEncoded(w, enc, "HttpQueueSendResponse", 200, fmt.Appendf(nil, `{"status":"completed","response":%s}`, req.Body))
 			return
 		}
-		io.WriteString(w, `{"status":"completed"}`)
+		f.writeEncoded(w, enc, "HttpQueueSendResponse", 200, []byte(`{"status":"completed"}`))
 	case strings.HasPrefix(actorPath, "request/") || actorPath == "request":
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Actor-Path", "/"+strings.TrimPrefix(actorPath, "request/"))
@@ -466,6 +507,13 @@ func (f *fakeEngine) serveWebSocket(w http.ResponseWriter, r *http.Request, a *f
 		return
 	}
 	params := paramsFromProtocols(protos)
+	enc := EncodingJSON
+	for _, p := range protos {
+		if e, ok := strings.CutPrefix(p, "rivet_encoding."); ok {
+			enc = Encoding(e)
+		}
+	}
+	c := &fakeConn{ws: ws, subs: map[string]bool{}, params: params, actor: a, enc: enc}
 	if strings.HasPrefix(actorPath, "websocket") {
 		_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"hello":"raw","path":"/`+strings.TrimPrefix(actorPath, "websocket/")+`","params":`+orNull(params)+`}`))
 		for {
@@ -490,19 +538,18 @@ func (f *fakeEngine) serveWebSocket(w http.ResponseWriter, r *http.Request, a *f
 		if rej := hook(attempt, r); rej != nil {
 			if rej.errMsg != nil {
 				b, _ := json.Marshal(map[string]any{"body": map[string]any{"tag": "Error", "val": rej.errMsg}})
-				_ = ws.WriteMessage(websocket.TextMessage, b)
+				c.send(string(b))
 			}
 			closeWith(rej.reason)
 			return
 		}
 	}
 	if f.requireToken && !hasToken(params) {
-		_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"body":{"tag":"Error","val":{"actionId":null,"code":"unauthorized","group":"user","message":"missing token"}}}`))
+		c.send(`{"body":{"tag":"Error","val":{"actionId":null,"code":"unauthorized","group":"user","message":"missing token"}}}`)
 		closeWith("user.unauthorized")
 		return
 	}
 
-	c := &fakeConn{ws: ws, subs: map[string]bool{}, params: params, actor: a}
 	f.mu.Lock()
 	f.conns[c] = struct{}{}
 	f.mu.Unlock()
@@ -518,6 +565,10 @@ func (f *fakeEngine) serveWebSocket(w http.ResponseWriter, r *http.Request, a *f
 		_, data, err := ws.ReadMessage()
 		if err != nil {
 			return
+		}
+		if data, err = serverDecode(enc, "ToServer", data); err != nil {
+			f.t.Errorf("fake engine: malformed %s client message: %v", enc, err)
+			continue
 		}
 		var msg struct {
 			Body struct {
@@ -542,7 +593,14 @@ func (f *fakeEngine) serveWebSocket(w http.ResponseWriter, r *http.Request, a *f
 			c.mu.Unlock()
 		case "ActionRequest":
 			var id []string
-			if err := json.Unmarshal(msg.Body.Val.ID, &id); err != nil || len(id) != 2 || id[0] != "$BigInt" {
+			if enc != EncodingJSON { // an integer, not a compat BigInt
+				n, err := idText(msg.Body.Val.ID)
+				if err != nil || msg.Body.Val.ID[0] == '[' {
+					f.t.Errorf("fake engine: %s action id %s, want an integer", enc, msg.Body.Val.ID)
+					continue
+				}
+				id = []string{"$BigInt", n}
+			} else if err := json.Unmarshal(msg.Body.Val.ID, &id); err != nil || len(id) != 2 || id[0] != "$BigInt" {
 				f.t.Errorf("fake engine: action id %s, want [\"$BigInt\",\"N\"]", msg.Body.Val.ID)
 				continue
 			}
@@ -580,8 +638,17 @@ func (c *fakeConn) subscribed(event string) bool {
 	return c.subs[event]
 }
 
+// send sends a JSON-shaped ToClient message in the connection's encoding.
 func (c *fakeConn) send(msg string) {
+	data, err := serverEncode(c.enc, "ToClient", []byte(msg))
+	if err != nil {
+		panic(fmt.Sprintf("fake engine: encode %s: %v", msg, err))
+	}
+	frame := websocket.TextMessage
+	if c.enc != EncodingJSON {
+		frame = websocket.BinaryMessage
+	}
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	_ = c.ws.WriteMessage(websocket.TextMessage, []byte(msg))
+	_ = c.ws.WriteMessage(frame, data)
 }

@@ -96,21 +96,18 @@ func (h *Handle) Action(ctx context.Context, name string, out any, args ...any) 
 	if err != nil {
 		return err
 	}
-	body := make([]byte, 0, len(argsJSON)+10)
-	body = append(append(append(body, `{"args":`...), argsJSON...), '}')
+	cd := h.client.codec
+	body, err := cd.httpActionRequest(argsJSON)
+	if err != nil {
+		return fmt.Errorf("rivetclient: action %q: %w", name, err)
+	}
 	path := "/action/" + encodeURIComponent(name)
 	return h.retrying(ctx, func() error {
-		data, err := h.jsonCall(ctx, path, body)
+		data, err := h.call(ctx, path, body)
 		if err != nil {
 			return err
 		}
-		var resp struct {
-			Output json.RawMessage `json:"output"`
-		}
-		if err := json.Unmarshal(data, &resp); err != nil {
-			return fmt.Errorf("rivetclient: action %q: decode response: %w", name, err)
-		}
-		output, err := reviveJSON(resp.Output)
+		output, err := cd.httpActionResponse(data)
 		if err != nil {
 			return fmt.Errorf("rivetclient: action %q: decode output: %w", name, err)
 		}
@@ -148,48 +145,37 @@ func (h *Handle) Send(ctx context.Context, name string, body any, opts SendOptio
 	if err != nil {
 		return SendResult{}, fmt.Errorf("rivetclient: encode queue body: %w", err)
 	}
-	req := struct {
-		Body    json.RawMessage `json:"body"`
-		Wait    bool            `json:"wait"`
-		Timeout *int64          `json:"timeout,omitempty"`
-		Name    string          `json:"name"`
-	}{Body: bodyJSON, Wait: opts.Wait, Name: name}
+	q := queueSend{body: bodyJSON, wait: opts.Wait, name: name}
 	if opts.Timeout > 0 {
 		ms := opts.Timeout.Milliseconds()
-		req.Timeout = &ms
+		q.timeoutMs = &ms
 	}
-	payload, err := json.Marshal(req)
+	cd := h.client.codec
+	payload, err := cd.queueSendRequest(q)
 	if err != nil {
-		return SendResult{}, err
+		return SendResult{}, fmt.Errorf("rivetclient: queue %q: %w", name, err)
 	}
 	var res SendResult
 	err = h.retrying(ctx, func() error {
-		data, err := h.jsonCall(ctx, "/queue/"+encodeURIComponent(name), payload)
+		data, err := h.call(ctx, "/queue/"+encodeURIComponent(name), payload)
 		if err != nil {
 			return err
 		}
-		var resp struct {
-			Status   string          `json:"status"`
-			Response json.RawMessage `json:"response"`
-		}
-		if err := json.Unmarshal(data, &resp); err != nil {
+		if res, err = cd.queueSendResponse(data); err != nil {
 			return fmt.Errorf("rivetclient: queue %q: decode response: %w", name, err)
 		}
-		out, err := reviveJSON(resp.Response)
-		if err != nil {
-			return fmt.Errorf("rivetclient: queue %q: decode response: %w", name, err)
-		}
-		res = SendResult{Status: resp.Status, Response: out}
 		return nil
 	})
 	return res, err
 }
 
-// jsonCall POSTs a JSON body to an actor path and returns the 2xx body.
-func (h *Handle) jsonCall(ctx context.Context, path string, body []byte) ([]byte, error) {
+// call POSTs a body in the client's encoding to an actor path and returns
+// the 2xx body.
+func (h *Handle) call(ctx context.Context, path string, body []byte) ([]byte, error) {
+	cd := h.client.codec
 	hdr := http.Header{}
-	hdr.Set("x-rivet-encoding", "json")
-	hdr.Set("Content-Type", "application/json")
+	hdr.Set("x-rivet-encoding", string(cd.encoding()))
+	hdr.Set("Content-Type", contentType(cd))
 	resp, err := h.gatewayRequest(ctx, http.MethodPost, path, bytes.NewReader(body), hdr)
 	if err != nil {
 		return nil, err
@@ -197,7 +183,7 @@ func (h *Handle) jsonCall(ctx context.Context, path string, body []byte) ([]byte
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return nil, responseError(resp.StatusCode, resp.Header, data)
+		return nil, encodedResponseError(cd, resp.StatusCode, resp.Header, data)
 	}
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
@@ -405,7 +391,7 @@ func (h *Handle) WebSocket(ctx context.Context, path string) (*RawWebSocket, err
 		return nil, err
 	}
 	p, q := splitUserPath(path)
-	ws, err := h.dial(ctx, "/websocket/"+p+q, "bare", params)
+	ws, err := h.dial(ctx, "/websocket/"+p+q, EncodingBARE, params)
 	if err != nil {
 		return nil, err
 	}
@@ -413,7 +399,7 @@ func (h *Handle) WebSocket(ctx context.Context, path string) (*RawWebSocket, err
 }
 
 // dial opens a WebSocket to actor path p with RivetKit's sub-protocols.
-func (h *Handle) dial(ctx context.Context, p, encoding string, params any) (*websocket.Conn, error) {
+func (h *Handle) dial(ctx context.Context, p string, encoding Encoding, params any) (*websocket.Conn, error) {
 	ep := h.client.endpoint(ctx)
 	paramsJSON, err := encodeParams(params)
 	if err != nil {
@@ -423,7 +409,7 @@ func (h *Handle) dial(ctx context.Context, p, encoding string, params any) (*web
 	if err != nil {
 		return nil, err
 	}
-	protocols := []string{"rivet", "rivet_encoding." + encoding}
+	protocols := []string{"rivet", "rivet_encoding." + string(encoding)}
 	if paramsJSON != "" {
 		protocols = append(protocols, "rivet_conn_params."+url.QueryEscape(paramsJSON))
 	}
@@ -449,8 +435,9 @@ func (h *Handle) dial(ctx context.Context, p, encoding string, params any) (*web
 			return nil, ctx.Err()
 		}
 		if errors.Is(err, websocket.ErrBadHandshake) && resp != nil {
-			body, _ := io.ReadAll(resp.Body)
-			return nil, responseError(resp.StatusCode, resp.Header, body)
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+			cd, _ := codecFor(encoding)
+			return nil, encodedResponseError(cd, resp.StatusCode, resp.Header, body)
 		}
 		return nil, &transportError{fmt.Errorf("rivetclient: dial: %w", err)}
 	}

@@ -16,9 +16,11 @@ import (
 	gorillaws "github.com/gorilla/websocket"
 )
 
-func TestHandleAction(t *testing.T) {
+func TestHandleAction(t *testing.T) { forEachEncoding(t, testHandleAction) }
+
+func testHandleAction(t *testing.T, enc Encoding) {
 	f := newFakeEngine(t)
-	c := newTestClient(t, f, WithHeader("X-Extra", "1"))
+	c := newTestClient(t, f, WithHeader("X-Extra", "1"), WithEncoding(enc))
 	ctx := testContext(t)
 	var calls atomic.Int32
 	h := c.GetOrCreate("counter", []string{"http"}, HandleOptions{
@@ -40,8 +42,8 @@ func TestHandleAction(t *testing.T) {
 		t.Errorf("URI: got %s, want %s", req.RequestURI, want)
 	}
 	for k, want := range map[string]string{
-		"X-Rivet-Encoding":    "json",
-		"Content-Type":        "application/json",
+		"X-Rivet-Encoding":    string(enc),
+		"Content-Type":        contentType(mustCodec(t, enc)),
 		"X-Rivet-Conn-Params": `{"token":"h\u00e9llo \ud83d\ude00"}`,
 		"X-Extra":             "1",
 		"X-Rivet-Token":       "",
@@ -50,8 +52,8 @@ func TestHandleAction(t *testing.T) {
 			t.Errorf("header %s: got %q, want %q", k, got, want)
 		}
 	}
-	if req.Body != `{"args":[5]}` {
-		t.Errorf("body: got %s, want {\"args\":[5]}", req.Body)
+	if body := decodedBody(t, enc, "HttpActionRequest", req.Body); !sameJSON(body, `{"args":[5]}`) {
+		t.Errorf("body: got %s, want {\"args\":[5]}", body)
 	}
 	if err := h.Action(ctx, "getCount", &n); err != nil || n != 5 {
 		t.Errorf("getCount: got %d, %v", n, err)
@@ -239,9 +241,11 @@ func TestHandleTokenAndCreate(t *testing.T) {
 	}
 }
 
-func TestHandleSendFetchWebSocket(t *testing.T) {
+func TestHandleSendFetchWebSocket(t *testing.T) { forEachEncoding(t, testHandleSendFetchWebSocket) }
+
+func testHandleSendFetchWebSocket(t *testing.T, enc Encoding) {
 	f := newFakeEngine(t)
-	c := newTestClient(t, f)
+	c := newTestClient(t, f, WithEncoding(enc))
 	ctx := testContext(t)
 	h := c.GetOrCreate("counter", []string{"raw"}, HandleOptions{Params: map[string]string{"token": "p"}})
 
@@ -254,8 +258,9 @@ func TestHandleSendFetchWebSocket(t *testing.T) {
 		t.Errorf("Send: got %+v (%+v)", res, job)
 	}
 	req, _ := f.lastRequest("/queue/jobs")
-	if req.Body != `{"body":{"n":["$BigInt","5"]},"wait":true,"timeout":2000,"name":"jobs"}` {
-		t.Errorf("queue body: got %s", req.Body)
+	want := `{"body":{"n":["$BigInt","5"]},"wait":true,"timeout":2000,"name":"jobs"}`
+	if body := decodedBody(t, enc, "HttpQueueSendRequest", req.Body); !sameJSON(body, want) {
+		t.Errorf("queue body: got %s, want %s", body, want)
 	}
 	if res, err := h.Send(ctx, "jobs", 1, SendOptions{}); err != nil || res.Response != nil {
 		t.Errorf("Send without wait: got %+v, %v", res, err)

@@ -3,6 +3,7 @@ package rivetclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -21,6 +22,7 @@ type config struct {
 	backoffBase    time.Duration
 	backoffMax     time.Duration
 	metadataLookup bool
+	codec          codec
 }
 
 // Defaults, as in the RivetKit JS client.
@@ -135,6 +137,22 @@ func WithReconnectBackoff(base, max time.Duration) Option {
 func WithMetadataLookup(enabled bool) Option {
 	return func(c *config) error {
 		c.metadataLookup = enabled
+		return nil
+	}
+}
+
+// WithEncoding sets the encoding of the messages exchanged with actors
+// (default [DefaultEncoding], bare, as in the JS client): the /connect
+// WebSocket's rivet_encoding sub-protocol, and the x-rivet-encoding header
+// and bodies of stateless actions and queue sends. Values are the same in
+// every encoding. Raw HTTP and raw WebSockets are not affected.
+func WithEncoding(e Encoding) Option {
+	return func(c *config) error {
+		cd, ok := codecFor(e)
+		if !ok {
+			return fmt.Errorf("rivetclient: WithEncoding: unknown encoding %q (want bare, cbor or json)", string(e))
+		}
+		c.codec = cd
 		return nil
 	}
 }

@@ -2,6 +2,8 @@ package rivetclient
 
 import (
 	"context"
+	"encoding/json"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -87,4 +89,42 @@ func checkLeaks(t *testing.T) func() {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+}
+
+// encodings are the client's encodings, the default first.
+var encodings = []Encoding{EncodingBARE, EncodingCBOR, EncodingJSON}
+
+// forEachEncoding runs test as one subtest per encoding.
+func forEachEncoding(t *testing.T, test func(*testing.T, Encoding)) {
+	for _, enc := range encodings {
+		t.Run(string(enc), func(t *testing.T) { test(t, enc) })
+	}
+}
+
+func mustCodec(t *testing.T, enc Encoding) codec {
+	t.Helper()
+	c, ok := codecFor(enc)
+	if !ok {
+		t.Fatalf("no codec for %q", enc)
+	}
+	return c
+}
+
+// decodedBody is a request body the client sent in enc, in the JSON shape.
+func decodedBody(t *testing.T, enc Encoding, kind, body string) string {
+	t.Helper()
+	j, err := serverDecode(enc, kind, []byte(body))
+	if err != nil {
+		t.Fatalf("decode %s %s body %x: %v", enc, kind, body, err)
+	}
+	return string(j)
+}
+
+// sameJSON reports whether a and b are the same JSON value.
+func sameJSON(a, b string) bool {
+	var va, vb any
+	if json.Unmarshal([]byte(a), &va) != nil || json.Unmarshal([]byte(b), &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
 }
