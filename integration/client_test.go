@@ -199,7 +199,7 @@ func TestClientThroughGateway(t *testing.T) {
 	t.Run("out-of-order actions on one connection", func(t *testing.T) {
 		clientLeakCheck(t)
 		ctx := clientContext(t)
-		frames := &frameWatch{text: make(chan struct{}, 64)}
+		frames := &frameWatch{data: make(chan struct{}, 64)}
 		c := startClient(t, open.URL, rivetclient.WithHTTPClient(&http.Client{Transport: frames.transport()}))
 		h := c.GetOrCreate("counter", clientKey(t), static)
 		conn, err := h.Connect(ctx)
@@ -221,7 +221,7 @@ func TestClientThroughGateway(t *testing.T) {
 		}()
 		// The slow ActionRequest is on the wire before getCount is sent.
 		select {
-		case <-frames.text:
+		case <-frames.data:
 		case <-time.After(clientWait):
 			t.Fatal("slow(500) was never sent")
 		}
@@ -954,11 +954,12 @@ func countCode(codes []string, code string) int {
 	return n
 }
 
-// frameWatch reports every client text frame written on the connections of
-// the transport it builds: a WebSocket text frame from a client starts with
-// 0x81 (FIN, opcode 1), which no HTTP request and no control frame does.
+// frameWatch reports every client data frame written on the connections of
+// the transport it builds: a WebSocket text or binary frame from a client
+// starts with 0x81 or 0x82 (FIN, opcode 1 or 2), which no HTTP request and
+// no control frame does.
 type frameWatch struct {
-	text chan struct{}
+	data chan struct{} // a data frame (text or binary) was written
 }
 
 func (f *frameWatch) transport() *http.Transport {
@@ -977,7 +978,7 @@ func (f *frameWatch) transport() *http.Transport {
 func (f *frameWatch) drain() {
 	for {
 		select {
-		case <-f.text:
+		case <-f.data:
 		default:
 			return
 		}
@@ -991,9 +992,9 @@ type watchedConn struct {
 
 func (c *watchedConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
-	if n > 0 && p[0] == 0x81 {
+	if n > 0 && (p[0] == 0x81 || p[0] == 0x82) { // FIN + text or binary
 		select {
-		case c.f.text <- struct{}{}:
+		case c.f.data <- struct{}{}:
 		default:
 		}
 	}

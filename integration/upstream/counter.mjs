@@ -16,6 +16,19 @@ function paramKeys(params) {
 	return `keys=[${Object.keys(params).join(",")}]`;
 }
 
+/** The JavaScript type of a value as the actor sees it, to check how values travel. */
+function describe(v) {
+	if (v === undefined) return "undefined";
+	if (v === null) return "null";
+	if (typeof v === "bigint") return `bigint:${v}`;
+	if (v instanceof Uint8Array) return `Uint8Array:${[...v].join(",")}`;
+	if (v instanceof ArrayBuffer) return `ArrayBuffer:${[...new Uint8Array(v)].join(",")}`;
+	if (v instanceof Set) return `Set(${[...v].map(describe).join(",")})`;
+	if (Array.isArray(v)) return `[${v.map(describe).join(",")}]`;
+	if (typeof v === "object") return `{${Object.keys(v).sort().map((k) => `${k}:${describe(v[k])}`).join(",")}}`;
+	return `${typeof v}:${v}`;
+}
+
 const log = (...args) => console.log(`[actor ${new Date().toISOString()}]`, ...args);
 
 export const counter = actor({
@@ -79,6 +92,8 @@ export const counter = actor({
 			return c.state.count;
 		},
 		getCount: (c) => c.state.count,
+		/** Returns its arguments as they arrived and how the actor sees them: {args, types}. */
+		echo: (c, ...args) => ({ args, types: args.map(describe) }),
 		/** The JavaScript runtime serving the actor: "Cloudflare-Workers" in workerd, "node vX" in Node. */
 		runtime: () => globalThis.navigator?.userAgent ?? `node ${globalThis.process?.version}`,
 		/** Returns the params and conn state of the calling connection (ephemeral for HTTP). */
