@@ -39,6 +39,7 @@ type Client struct {
 
 	metadataLookup bool
 	codec          codec         // encoding of actor messages
+	eventBuffer    int           // bound of each Conn's waiting event deliveries
 	metaSem        chan struct{} // one metadata lookup at a time
 	mu             sync.Mutex
 	ep             endpoint // guarded by mu
@@ -82,6 +83,7 @@ func New(endpointURL string, opts ...Option) (*Client, error) {
 		backoffMax:     DefaultBackoffMax,
 		metadataLookup: true,
 		codec:          bareCodec{},
+		eventBuffer:    DefaultEventBuffer,
 	}
 	var errs []error
 	for _, opt := range opts {
@@ -151,6 +153,7 @@ func New(endpointURL string, opts ...Option) (*Client, error) {
 		retry:          defaultStatelessRetry,
 		metadataLookup: cfg.metadataLookup,
 		codec:          cfg.codec,
+		eventBuffer:    cfg.eventBuffer,
 		metaSem:        make(chan struct{}, 1),
 		ep:             ep,
 		conns:          map[*Conn]struct{}{},

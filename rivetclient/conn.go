@@ -190,7 +190,7 @@ func (h *Handle) start(parent context.Context) (*Conn, error) {
 		cancel:   cancel,
 		started:  make(chan error, 1),
 		done:     make(chan struct{}),
-		disp:     newDispatcher(),
+		disp:     newDispatcher(h.client.eventBuffer),
 		pending:  map[uint64]*call{},
 		subs:     map[string][]*listener[func(Event)]{},
 		statusCh: make(chan struct{}),
@@ -328,6 +328,10 @@ func (c *Conn) On(event string, fn func(Event)) (unsubscribe func()) {
 		}
 	})
 }
+
+// DroppedEvents returns how many event deliveries were dropped because
+// the Conn's callbacks fell behind (see [WithEventBuffer]).
+func (c *Conn) DroppedEvents() uint64 { return c.disp.dropped.Load() }
 
 // OnStatusChange calls fn with every new status, until the returned
 // function is called.
@@ -680,13 +684,16 @@ func (c *Conn) handleMessage(data []byte) {
 			return
 		}
 		ev := Event{Name: msg.event, Args: msg.args}
-		c.disp.enqueue(func() {
+		dropped := c.disp.enqueueEvent(func() {
 			for _, l := range handlers {
 				if l.active.Load() {
 					l.fn(ev)
 				}
 			}
 		})
+		if n := c.disp.dropped.Load(); dropped && n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th… drop
+			c.log.Warn("rivetclient: event handlers fall behind; dropping the oldest waiting events", "dropped", n, "buffer", c.h.client.eventBuffer)
+		}
 	case "Init":
 		c.mu.Lock()
 		c.actorID, c.connID = msg.actorID, msg.connectionID

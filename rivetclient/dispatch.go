@@ -3,6 +3,7 @@ package rivetclient
 import (
 	"bytes"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -11,30 +12,62 @@ import (
 // dispatcher runs a Conn's callbacks (events, status changes, errors) one
 // at a time, in order, on its own goroutine, so that a slow callback or a
 // callback calling back into the Conn (Action, On, Close) never blocks the
-// socket reader. The queue is unbounded; enqueue never blocks.
+// socket reader. enqueue never blocks. Event deliveries are bounded: when
+// maxEvents of them wait, the oldest waiting one is dropped for the new one
+// (counted in dropped), so a slow handler costs events, not memory. Status
+// changes and errors are never dropped; they come at the pace of
+// connection attempts.
 type dispatcher struct {
-	mu       sync.Mutex
-	queue    []func()
-	stopping bool
-	wake     chan struct{}
-	done     chan struct{}
-	gid      atomic.Uint64 // id of the goroutine running the callbacks
+	mu        sync.Mutex
+	queue     []queued
+	events    int // event deliveries in queue
+	maxEvents int
+	stopping  bool
+	wake      chan struct{}
+	done      chan struct{}
+	gid       atomic.Uint64 // id of the goroutine running the callbacks
+	dropped   atomic.Uint64 // event deliveries dropped
 }
 
-func newDispatcher() *dispatcher {
-	return &dispatcher{wake: make(chan struct{}, 1), done: make(chan struct{})}
+type queued struct {
+	fn    func()
+	event bool // an event delivery, which may be dropped
 }
 
-// enqueue schedules fn; it is dropped once the dispatcher has stopped.
-func (d *dispatcher) enqueue(fn func()) {
+func newDispatcher(maxEvents int) *dispatcher {
+	return &dispatcher{maxEvents: maxEvents, wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// enqueue schedules fn, which is never dropped while the dispatcher runs;
+// it is dropped once the dispatcher has stopped.
+func (d *dispatcher) enqueue(fn func()) { d.add(queued{fn: fn}) }
+
+// enqueueEvent schedules an event delivery, dropping the oldest waiting
+// one if maxEvents wait already. It reports whether one was dropped.
+func (d *dispatcher) enqueueEvent(fn func()) (dropped bool) {
+	return d.add(queued{fn: fn, event: true})
+}
+
+func (d *dispatcher) add(q queued) (dropped bool) {
 	d.mu.Lock()
 	if d.stopping {
 		d.mu.Unlock()
-		return
+		return false
 	}
-	d.queue = append(d.queue, fn)
+	if q.event {
+		if d.events >= d.maxEvents {
+			i := slices.IndexFunc(d.queue, func(q queued) bool { return q.event })
+			d.queue = slices.Delete(d.queue, i, i+1)
+			d.events--
+			d.dropped.Add(1)
+			dropped = true
+		}
+		d.events++
+	}
+	d.queue = append(d.queue, q)
 	d.mu.Unlock()
 	d.signal()
+	return dropped
 }
 
 func (d *dispatcher) signal() {
@@ -58,14 +91,20 @@ func (d *dispatcher) run() {
 	defer close(d.done)
 	for {
 		d.mu.Lock()
-		batch := d.queue
-		d.queue = nil
+		var next queued
+		ok := len(d.queue) > 0
+		if ok {
+			next = d.queue[0]
+			d.queue[0] = queued{}
+			d.queue = d.queue[1:]
+			if next.event {
+				d.events--
+			}
+		}
 		stopping := d.stopping
 		d.mu.Unlock()
-		for _, fn := range batch {
-			fn()
-		}
-		if len(batch) > 0 {
+		if ok {
+			next.fn()
 			continue
 		}
 		if stopping {

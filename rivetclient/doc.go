@@ -91,8 +91,11 @@
 // waits for the connection where a service needs it. [Conn.Events] delivers
 // one event on a bounded channel that drops the oldest events when the
 // reader falls behind (counted by [EventStream.Dropped]), so a slow reader
-// costs neither memory nor the other callbacks. [Call] and [Subscribe] are
-// the typed forms of Action and On.
+// costs neither memory nor the other callbacks. Handlers registered with On
+// are bounded too: when they fall behind, the oldest waiting event
+// deliveries are dropped ([WithEventBuffer], [Conn.DroppedEvents]); status
+// changes and errors never are. [Call] and [Subscribe] are the typed forms
+// of Action and On.
 //
 // # The JS client and this one
 //

@@ -23,6 +23,7 @@ type config struct {
 	backoffMax     time.Duration
 	metadataLookup bool
 	codec          codec
+	eventBuffer    int
 }
 
 // Defaults, as in the RivetKit JS client.
@@ -35,6 +36,9 @@ const (
 	DefaultBackoffBase = 250 * time.Millisecond
 	// DefaultBackoffMax caps the reconnect delay of a Conn.
 	DefaultBackoffMax = 30 * time.Second
+	// DefaultEventBuffer bounds the event deliveries waiting for a Conn's
+	// callbacks.
+	DefaultEventBuffer = 1024
 )
 
 // WithNamespace sets the engine namespace (default "default"). The
@@ -153,6 +157,23 @@ func WithEncoding(e Encoding) Option {
 			return fmt.Errorf("rivetclient: WithEncoding: unknown encoding %q (want bare, cbor or json)", string(e))
 		}
 		c.codec = cd
+		return nil
+	}
+}
+
+// WithEventBuffer bounds how many event deliveries may wait for a Conn's
+// callbacks (default [DefaultEventBuffer]). The callbacks run one at a time;
+// when handlers fall behind and n deliveries wait, the oldest waiting one
+// is dropped for the newest, counted by [Conn.DroppedEvents] and logged,
+// so a slow handler costs events, never unbounded memory. Status changes
+// and errors are never dropped. [Conn.Events] streams have their own
+// buffer.
+func WithEventBuffer(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return errors.New("rivetclient: WithEventBuffer: n must be at least 1")
+		}
+		c.eventBuffer = n
 		return nil
 	}
 }
