@@ -13,7 +13,7 @@
 //   RECONNECT_MS        (expiry) bound for the reconnect after the first token expired (10000)
 //   ENC                 client encoding (default bare)
 import { createClient } from "rivetkit/client";
-import { describeError, disposeQuietly, env, errorOf, fetchToken, reconnectMs, runScenario, track, waitFor, withTimeout } from "./auth-lib.mjs";
+import { connectCounting, describeError, disposeQuietly, env, errorOf, fetchToken, reconnectMs, runScenario, track, waitFor, withTimeout } from "./auth-lib.mjs";
 
 const client = createClient({
 	endpoint: env("RIVET_ENDPOINT_URL"),
@@ -62,23 +62,13 @@ const scenarios = {
 			Object.entries(tokens).map(async ([name, tok]) => {
 				const params = { authToken: tok, token: "t" };
 				const http = await errorOf(client.counter.getOrCreate(key, { params }).whoami(), `${name}: http whoami`);
-				let calls = 0;
-				const conn = client.counter
-					.getOrCreate(key, {
-						getParams: async () => {
-							calls++;
-							return params;
-						},
-					})
-					.connect();
-				conn.ready.catch(() => {});
-				const log = track(conn);
+				const { conn, log, calls } = connectCounting((o) => client.counter.getOrCreate(key, o), params);
 				try {
 					await waitFor(() => log.errors.length > 0 || conn.connStatus === "connected", `${name}: an error`);
 					const errorAt = Date.now();
 					// A retry would call getParams again within 250 ms (the client's first backoff).
 					await waitFor(() => Date.now() - errorAt >= noRetryMs, "the no-retry window", noRetryMs + 1_000);
-					return [name, { http, connect: { ...log.snapshot(), status: conn.connStatus, getParamsCalls: calls } }];
+					return [name, { http, connect: { ...log.snapshot(), status: conn.connStatus, getParamsCalls: calls() } }];
 				} finally {
 					await disposeQuietly(conn);
 				}

@@ -82,6 +82,23 @@ export function track(conn) {
 	return log;
 }
 
+/**
+ * Connects open({getParams}) (a function returning a handle, e.g. (o) => client.counter.getOrCreate(key, o))
+ * with a getParams that answers params and counts its calls, and tracks it. Returns
+ * {conn, log, calls()}: a test reads calls() to tell whether the client retried.
+ */
+export function connectCounting(open, params) {
+	let calls = 0;
+	const conn = open({
+		getParams: async () => {
+			calls++;
+			return params;
+		},
+	}).connect();
+	conn.ready.catch(() => {});
+	return { conn, log: track(conn), calls: () => calls };
+}
+
 /** Disposes conn, bounded, ignoring errors (the result is already decided). */
 export async function disposeQuietly(conn) {
 	await withTimeout(conn.dispose(), "dispose", 5_000).catch((e) => diag("dispose:", e.message));

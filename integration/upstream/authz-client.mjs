@@ -12,7 +12,7 @@
 //   NO_RETRY_MS         how long the refused connection is watched for retries (1000)
 //   ENC                 client encoding (default bare)
 import { createClient } from "rivetkit/client";
-import { disposeQuietly, env, errorOf, runScenario, track, waitFor, withTimeout } from "./auth-lib.mjs";
+import { connectCounting, disposeQuietly, env, errorOf, runScenario, waitFor, withTimeout } from "./auth-lib.mjs";
 
 // The management API calls (create(), resolve()) carry no connection params: a browser app
 // authenticates them with a header of the client's config, and its WebSockets with the params.
@@ -38,17 +38,7 @@ const scenarios = {
 		const bobByID = await errorOf(client.counter.getForId(bobID, { params }).increment(1000), "bob by id");
 		const bobByKey = await errorOf(client.counter.get(["bob"], { params }).increment(1000), "bob by key");
 		const bobResolve = await errorOf(client.counter.get(["bob"], { params }).resolve(), "resolve bob's id");
-		let calls = 0;
-		const conn = client.counter
-			.getForId(bobID, {
-				getParams: async () => {
-					calls++;
-					return params;
-				},
-			})
-			.connect();
-		conn.ready.catch(() => {});
-		const log = track(conn);
+		const { conn, log, calls } = connectCounting((o) => client.counter.getForId(bobID, o), params);
 		try {
 			await waitFor(() => log.errors.length > 0 || conn.connStatus === "connected", "bob's connection: an error");
 			const errorAt = Date.now();
@@ -60,7 +50,7 @@ const scenarios = {
 				bobByID,
 				bobByKey,
 				bobResolve,
-				bobConnect: { ...log.snapshot(), status: conn.connStatus, getParamsCalls: calls },
+				bobConnect: { ...log.snapshot(), status: conn.connStatus, getParamsCalls: calls() },
 			};
 		} finally {
 			await disposeQuietly(conn);

@@ -14,7 +14,7 @@
 //   RECONNECT_MS        (service) bound for the reconnect after the first token expired (10000)
 //   ENC                 client encoding (default bare)
 import { createClient } from "rivetkit/client";
-import { disposeQuietly, env, errorOf, fetchToken, reconnectMs, runScenario, track, waitFor, withTimeout } from "./auth-lib.mjs";
+import { connectCounting, disposeQuietly, env, errorOf, fetchToken, reconnectMs, runScenario, track, waitFor, withTimeout } from "./auth-lib.mjs";
 
 const endpoint = env("RIVET_ENDPOINT_URL");
 const encoding = process.env.ENC ? { encoding: process.env.ENC } : {};
@@ -107,22 +107,12 @@ const scenarios = {
 		const token = env("TOKEN");
 		const client = createClient({ endpoint, ...encoding });
 		const httpError = await errorOf(client.counter.getOrCreate(key, { params: { authToken: token } }).whoami(), "http whoami");
-		let calls = 0;
-		const conn = client.counter
-			.getOrCreate(key, {
-				getParams: async () => {
-					calls++;
-					return { authToken: token };
-				},
-			})
-			.connect();
-		conn.ready.catch(() => {});
-		const log = track(conn);
+		const { conn, log, calls } = connectCounting((o) => client.counter.getOrCreate(key, o), { authToken: token });
 		try {
 			const failures = () => log.errors.filter((e) => e.error === "client.get_params_failed").length;
 			await waitFor(() => failures() >= 2 || conn.connStatus === "connected" || conn.connStatus === "idle", "two get_params_failed");
 			if (failures() < 2) {
-				return { httpError, ...log.snapshot(), status: conn.connStatus, getParamsCalls: calls, stoppedEarly: true };
+				return { httpError, ...log.snapshot(), status: conn.connStatus, getParamsCalls: calls(), stoppedEarly: true };
 			}
 			const signalledAt = Date.now();
 			const res = await withTimeout(fetch(env("SIGNAL_URL"), { method: "POST" }), "signal");
@@ -130,7 +120,7 @@ const scenarios = {
 			// The client's backoff is at most 1 s at this point, then 2 s.
 			await withTimeout(conn.ready, "conn.ready after the service is back", 15_000);
 			const who = await withTimeout(conn.whoami(), "whoami");
-			return { httpError, who, signalledAt, ...log.snapshot(), status: conn.connStatus, getParamsCalls: calls };
+			return { httpError, who, signalledAt, ...log.snapshot(), status: conn.connStatus, getParamsCalls: calls() };
 		} finally {
 			await disposeQuietly(conn);
 		}

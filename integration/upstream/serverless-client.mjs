@@ -15,7 +15,7 @@
 //   NO_RETRY_MS         how long the refused connection is watched for retries (1000)
 //   ENC                 client encoding (default bare)
 import { createClient } from "rivetkit/client";
-import { disposeQuietly, env, errorOf, fetchToken, reconnectMs, run, track, waitFor, withTimeout } from "./auth-lib.mjs";
+import { connectCounting, disposeQuietly, env, errorOf, fetchToken, reconnectMs, run, track, waitFor, withTimeout } from "./auth-lib.mjs";
 
 const endpoint = env("RIVET_ENDPOINT_URL");
 const options = { endpoint, poolName: env("POOL"), ...(process.env.ENC ? { encoding: process.env.ENC } : {}) };
@@ -88,23 +88,13 @@ async function connection() {
 /** The caller's valid token on someone else's counter, over HTTP and over connect(). */
 async function otherCounter() {
 	const http = await errorOf(bearer.counter.getOrCreate(otherKey).whoami(), "http whoami of the other counter");
-	let calls = 0;
-	const conn = plain.counter
-		.getOrCreate(otherKey, {
-			getParams: async () => {
-				calls++;
-				return { authToken: token };
-			},
-		})
-		.connect();
-	conn.ready.catch(() => {});
-	const log = track(conn);
+	const { conn, log, calls } = connectCounting((o) => plain.counter.getOrCreate(otherKey, o), { authToken: token });
 	try {
 		await waitFor(() => log.errors.length > 0 || conn.connStatus === "connected", "an error on the other counter");
 		const errorAt = Date.now();
 		// A retry would call getParams again within 250 ms (the client's first backoff).
 		await waitFor(() => Date.now() - errorAt >= noRetryMs, "the no-retry window", noRetryMs + 1_000);
-		return { http, connect: { ...log.snapshot(), status: conn.connStatus, getParamsCalls: calls } };
+		return { http, connect: { ...log.snapshot(), status: conn.connStatus, getParamsCalls: calls() } };
 	} finally {
 		await disposeQuietly(conn);
 	}
