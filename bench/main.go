@@ -56,6 +56,7 @@ type options struct {
 	profileDir string
 	nginx      bool
 	paceRate   float64
+	gatewayEnv string
 
 	soak         bool
 	soakConns    int
@@ -82,6 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.profileDir, "profile", "", "save a gateway CPU profile of every proxied run into this directory")
 	fs.BoolVar(&o.nginx, "nginx", true, "measure nginx as a reference when it is installed")
 	fs.Float64Var(&o.paceRate, "pace", 2000, "total request rate of the paced latency run (ops/s)")
+	fs.StringVar(&o.gatewayEnv, "gateway-env", "", "extra environment of the gateway process, comma-separated KEY=VALUE (e.g. GOGC=400,GOMEMLIMIT=256MiB); recorded in the report")
 	fs.BoolVar(&o.soak, "soak", false, "run the WebSocket soak instead of the benchmark")
 	fs.IntVar(&o.soakConns, "conns", 10000, "soak: concurrent WebSockets")
 	fs.DurationVar(&o.soakDuration, "duration", 2*time.Minute, "soak: how long all connections stay open")
@@ -196,7 +198,7 @@ func raiseNoFile() uint64 {
 // configuration, measured against direct.
 type cell struct {
 	workload string
-	proxy    string // "rivet-gateway" or "nginx"
+	proxy    string // "rivet-gateway", "nginx" or "go-reverseproxy"
 	config   string // variant name, or nginx's "plain" / "auth_request"
 }
 
@@ -227,6 +229,13 @@ func cellsFor(mode string) []cell {
 		}
 		return out
 	}
+	gp := func(ws ...string) []cell {
+		var out []cell
+		for _, w := range ws {
+			out = append(out, cell{w, goReverseProxy, "plain"})
+		}
+		return out
+	}
 	all := []string{"none", "hs256", "es256", "hs256+claims", "hs256+httpsvc"}
 	var cs []cell
 	switch mode {
@@ -247,6 +256,8 @@ func cellsFor(mode string) []cell {
 		cs = append(cs, n(wsSetup, "plain", "auth_request")...)
 		cs = append(cs, g(wsRoundTrip, "hs256+claims")...)
 		cs = append(cs, n(wsRoundTrip, "plain")...)
+		cs = append(cs, n(httpPaced, "plain", "auth_request")...)
+		cs = append(cs, gp(httpKeepAlive, httpPaced, httpNewConn, wsSetup, wsRoundTrip)...)
 	default: // full
 		cs = append(cs, g(httpKeepAlive, slices.Concat(all, []string{"hs256+claims+log"})...)...)
 		cs = append(cs, n(httpKeepAlive, "plain", "auth_request")...)
@@ -259,9 +270,15 @@ func cellsFor(mode string) []cell {
 		cs = append(cs, n(wsSetup, "plain", "auth_request")...)
 		cs = append(cs, g(wsRoundTrip, "none", "hs256+claims")...)
 		cs = append(cs, n(wsRoundTrip, "plain", "auth_request")...)
+		cs = append(cs, n(httpPaced, "plain", "auth_request")...)
+		cs = append(cs, gp(httpKeepAlive, httpPaced, httpNewConn, wsSetup, wsRoundTrip)...)
 	}
 	return cs
 }
+
+// goReverseProxy names the bare net/http/httputil.ReverseProxy reference
+// (the goproxy role).
+const goReverseProxy = "go-reverseproxy"
 
 // measured is a cell's runs.
 type measured struct {
@@ -277,6 +294,9 @@ func runBench(ctx context.Context, o options, log io.Writer) (string, error) {
 		return "", err
 	}
 	defer e.close()
+	if o.gatewayEnv != "" {
+		e.gatewayEnv = strings.Split(o.gatewayEnv, ",")
+	}
 	if o.profileDir != "" {
 		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
 			return "", err
@@ -349,6 +369,25 @@ func runBench(ctx context.Context, o options, log io.Writer) (string, error) {
 		m, err := measureCell(ctx, o, c, direct, proxied, "", log)
 		if err != nil {
 			return "", fmt.Errorf("nginx %s %s: %w", c.workload, c.config, err)
+		}
+		results = append(results, m)
+	}
+
+	// The bare Go reverse proxy reference cells.
+	var gop *proc
+	for _, c := range cells {
+		if c.proxy != goReverseProxy {
+			continue
+		}
+		if gop == nil {
+			if gop, err = e.startRole("goproxy", e.cores.proxy, targetEnv+"="+e.upstream.addr); err != nil {
+				return "", err
+			}
+			defer gop.stop()
+		}
+		m, err := measureCell(ctx, o, c, client{addr: e.upstream.addr}, client{addr: gop.addr}, "", log)
+		if err != nil {
+			return "", fmt.Errorf("%s %s: %w", goReverseProxy, c.workload, err)
 		}
 		results = append(results, m)
 	}
@@ -462,7 +501,10 @@ func report(o options, e *env, ms []*measured, mem *memResult, took time.Duratio
 	fmt.Fprintf(&b, "- machine load average (1 min) at start / end: %s (anything else running skews the numbers)\n", load)
 	fmt.Fprintf(&b, "- runs: %d connections, %v warm-up + %v measured per run, %d direct/proxied pairs per cell (A/B/A/B), ratio = median of per-pair proxied ÷ direct ops/s; latency = median over runs of each run's quantile; took %v\n",
 		o.conc, o.warmup, o.dur, o.pairs, took.Round(time.Second))
-	b.WriteString("- gateway: production defaults, metrics on, access log off; configs: none = anonymous, no params; hs256 / es256 = JWT bearer (HTTP) or conn-params authToken (WebSocket); +claims = params from claims; +log = the access log on at its defaults (stdout); +httpsvc = params from an HTTP params service (on the loader's core). nginx: plain proxy_pass with keepalive, and auth_request to a Go JWT (HS256) service on the proxy's core; access_log off\n\n")
+	if o.gatewayEnv != "" {
+		fmt.Fprintf(&b, "- gateway environment: %s\n", o.gatewayEnv)
+	}
+	b.WriteString("- gateway: production defaults, metrics on, access log off; configs: none = anonymous, no params; hs256 / es256 = JWT bearer (HTTP) or conn-params authToken (WebSocket); +claims = params from claims; +log = the access log on at its defaults (stdout); +httpsvc = params from an HTTP params service (on the loader's core). nginx: plain proxy_pass with keepalive, and auth_request to a Go JWT (HS256) service on the proxy's core; access_log off. go-reverseproxy: a bare net/http/httputil.ReverseProxy (no auth, no params, GOMAXPROCS=1) on the proxy's core\n\n")
 	b.WriteString("| workload | proxy | config | direct ops/s | proxied ops/s | ratio (pairs) | direct p50 / p99 | proxied p50 / p99 | added p99 | errors |\n")
 	b.WriteString("| --- | --- | --- | ---: | ---: | --- | --- | --- | ---: | ---: |\n")
 	for _, m := range ms {

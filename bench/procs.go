@@ -69,7 +69,8 @@ type env struct {
 	dir        string // temporary directory, removed by close
 	self       string // this binary (roles are re-executed from it)
 	gatewayBin string
-	pin        bool // taskset is used
+	gatewayEnv []string // extra environment of the gateway (-gateway-env)
+	pin        bool     // taskset is used
 	cores      layout
 	secret     string
 	esKeyFile  string
@@ -388,6 +389,7 @@ func (e *env) startGateway(v variant) (*gateway, error) {
 			return nil, err
 		}
 		cmd := e.command(e.cores.proxy, e.gatewayBin, "-config", cfgPath)
+		cmd.Env = append(cmd.Env, e.gatewayEnv...)
 		p := &proc{name: "rivet-gateway", cmd: cmd, out: &syncbuf.Buffer{Limit: 1 << 20}, done: make(chan struct{}), addr: listen}
 		cmd.Stdout, cmd.Stderr = p.out, p.out
 		if err := cmd.Start(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/signal"
@@ -20,13 +21,15 @@ import (
 )
 
 // The helper processes of a run are this same binary started again with
-// roleEnv set: the engine stand-in (upstream), the params service and, for
-// the nginx reference, the auth_request service. Each listens on a free
+// roleEnv set: the engine stand-in (upstream), the params service, for
+// the nginx reference the auth_request service, and the bare Go reverse
+// proxy reference (goproxy). Each listens on a free
 // loopback port, prints "LISTEN <addr>" on stdout and serves until it is
 // sent SIGTERM or its stdin closes (the parent died).
 const (
 	roleEnv   = "RIVET_BENCH_ROLE"
 	secretEnv = "RIVET_BENCH_SECRET" // HS256 secret, for the auth service
+	targetEnv = "RIVET_BENCH_TARGET" // upstream address, for goproxy
 )
 
 // runRole runs the role named by roleEnv and returns the exit code.
@@ -39,6 +42,8 @@ func runRole(role string) int {
 		h = paramsHandler()
 	case "auth":
 		h = authHandler([]byte(os.Getenv(secretEnv)))
+	case "goproxy":
+		h = goProxyHandler(os.Getenv(targetEnv))
 	default:
 		fmt.Fprintf(os.Stderr, "unknown role %q\n", role)
 		return 2
@@ -288,5 +293,19 @@ func readListen(r io.Reader, timeout time.Duration) (string, error) {
 		return x.addr, x.err
 	case <-time.After(timeout):
 		return "", fmt.Errorf("no LISTEN line within %v", timeout)
+	}
+}
+
+// goProxyHandler is the reference a Go service would write first: a bare
+// net/http/httputil.ReverseProxy to the upstream, no authentication, no
+// params, WebSockets through ReverseProxy's own upgrade handling, and a
+// transport keeping as many idle upstream connections as the gateway's.
+func goProxyHandler(target string) http.Handler {
+	u := &url.URL{Scheme: "http", Host: target}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = 1024, 1024
+	return &httputil.ReverseProxy{
+		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(u); r.Out.Host = r.In.Host },
+		Transport: t,
 	}
 }
