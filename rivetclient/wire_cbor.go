@@ -123,15 +123,20 @@ func (cborCodec) httpError(data []byte) (*ActorError, bool) {
 
 // cborDecMode reads CBOR from the network. Maps decode to map[any]any so
 // that non-string keys (a JavaScript Map) are not an error; byte strings
-// to []byte; integers outside int64/uint64 to big.Int.
+// to []byte; integers outside int64/uint64 to big.Int. Element counts are
+// not limited beyond what the bytes hold (a well-formed item cannot claim
+// more elements than it has bytes), so that a large value decodes in CBOR
+// as it does in JSON; nesting is.
 var cborDecMode = func() cbor.DecMode {
 	dm, err := cbor.DecOptions{
-		MaxNestedLevels: 256,
-		DupMapKey:       cbor.DupMapKeyEnforcedAPF,
-		IndefLength:     cbor.IndefLengthAllowed,
-		BigIntDec:       cbor.BigIntDecodeValue,
-		IntDec:          cbor.IntDecConvertNone,
-		UTF8:            cbor.UTF8RejectInvalid,
+		MaxNestedLevels:  256,
+		MaxArrayElements: math.MaxInt32,
+		MaxMapPairs:      math.MaxInt32,
+		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+		IndefLength:      cbor.IndefLengthAllowed,
+		BigIntDec:        cbor.BigIntDecodeValue,
+		IntDec:           cbor.IntDecConvertNone,
+		UTF8:             cbor.UTF8RejectInvalid,
 	}.DecMode()
 	if err != nil {
 		panic(err)

@@ -275,3 +275,56 @@ func TestWireVectors(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeMessages feeds arbitrary bytes to every decoder of every codec:
+// they come from the network, so none may panic, and what they accept must
+// be JSON the rest of the client can read.
+func FuzzDecodeMessages(f *testing.F) {
+	raw, err := os.ReadFile("testdata/wire/vectors.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	var file struct{ Vectors []wireVector }
+	if err := json.Unmarshal(raw, &file); err != nil {
+		f.Fatal(err)
+	}
+	for _, v := range file.Vectors {
+		if v.Encoding == "expect" {
+			continue
+		}
+		b := []byte(v.Text)
+		if v.Hex != "" {
+			b, _ = hex.DecodeString(v.Hex)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{4, 0, 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})
+	f.Add([]byte{0x9f, 0x9f, 0x9f, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, enc := range encodings {
+			cd := mustCodec(t, enc)
+			if m, err := cd.toClient(data); err == nil {
+				for _, v := range append([]json.RawMessage{m.output}, m.args...) {
+					if len(v) > 0 && !json.Valid(v) {
+						t.Fatalf("%s toClient: invalid JSON value %q", enc, v)
+					}
+				}
+				if m.err != nil && len(m.err.Metadata) > 0 && !json.Valid(m.err.Metadata) {
+					t.Fatalf("%s toClient: invalid metadata %q", enc, m.err.Metadata)
+				}
+			}
+			if out, err := cd.httpActionResponse(data); err == nil && len(out) > 0 && !json.Valid(out) {
+				t.Fatalf("%s httpActionResponse: invalid JSON %q", enc, out)
+			}
+			if res, err := cd.queueSendResponse(data); err == nil && len(res.Response) > 0 && !json.Valid(res.Response) {
+				t.Fatalf("%s queueSendResponse: invalid JSON %q", enc, res.Response)
+			}
+			if ae, ok := cd.httpError(data); ok && len(ae.Metadata) > 0 && !json.Valid(ae.Metadata) {
+				t.Fatalf("%s httpError: invalid metadata %q", enc, ae.Metadata)
+			}
+		}
+		if j, err := cborToJSON(data); err == nil && !json.Valid(j) {
+			t.Fatalf("cborToJSON(%x) = %q, not JSON", data, j)
+		}
+	})
+}
