@@ -193,7 +193,7 @@ func TestMetricsCountUpstreamErrors(t *testing.T) {
 	}
 	_, _, err = c.ReadMessage()
 	c.Close()
-	if ce, ok := err.(*websocket.CloseError); !ok || ce.Text != "guard.service_unavailable" {
+	if ce, ok := err.(*websocket.CloseError); !ok || withoutRayID(t, ce).Text != "guard.service_unavailable" {
 		t.Fatalf("upgrade with the engine gone ended with %v", err)
 	}
 	var body string

@@ -29,6 +29,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/rivet-gateway/rivet-gateway/internal/syncbuf"
+	"github.com/rivet-gateway/rivet-gateway/rivet"
 )
 
 const (
@@ -133,6 +134,18 @@ func echoOK(t *testing.T, c *websocket.Conn) {
 	}
 }
 
+// withoutRayID checks that a close the gateway sent carries its ray id,
+// "group.code#gw-…" as the engine's closes read, and returns the close
+// with the reason alone.
+func withoutRayID(t *testing.T, ce *websocket.CloseError) *websocket.CloseError {
+	t.Helper()
+	reason, ray := rivet.SplitRayID(ce.Text)
+	if !strings.HasPrefix(ray, "gw-") {
+		t.Errorf("close %d %q: want the reason followed by #gw-<ray id>", ce.Code, ce.Text)
+	}
+	return &websocket.CloseError{Code: ce.Code, Text: reason}
+}
+
 // closedWith reads from c until it closes and returns the close error.
 func closedWith(t *testing.T, c *websocket.Conn) *websocket.CloseError {
 	t.Helper()
@@ -146,7 +159,7 @@ func closedWith(t *testing.T, c *websocket.Conn) *websocket.CloseError {
 		if !ok {
 			t.Fatalf("socket ended with %v, want a close frame", err)
 		}
-		return ce
+		return withoutRayID(t, ce)
 	}
 	t.Fatal("no close after 100 messages")
 	return nil

@@ -528,8 +528,10 @@ params:
 		}
 		for _, err := range log.errorList() {
 			var ae *rivetclient.ActorError
-			if errors.As(err, &ae) && ae.Code == "get_params_failed" && ae.Message != "Connection closed: client.get_params_failed" {
-				t.Errorf("gateway get_params_failed: got message %q, want it from the close reason", ae.Message)
+			// From the gateway's close reason, with the gateway's ray id (the access log's).
+			if errors.As(err, &ae) && ae.Code == "get_params_failed" &&
+				(ae.Message != "Connection closed: client.get_params_failed#"+ae.RayID || !strings.HasPrefix(ae.RayID, "gw-")) {
+				t.Errorf("gateway get_params_failed: got message %q, ray id %q; want it from the close reason, with a gw- ray id", ae.Message, ae.RayID)
 			}
 		}
 		if s := log.statusList(); slices.Contains(s, rivetclient.StatusIdle) {

@@ -731,7 +731,8 @@ func openConnect(t *testing.T, u string, list ...string) (conn *websocket.Conn, 
 	var ce *websocket.CloseError
 	switch {
 	case errors.As(err, &ce):
-		return nil, ce.Code, ce.Text
+		reason, _, _ = strings.Cut(ce.Text, "#") // without the ray id
+		return nil, ce.Code, reason
 	case err == nil: // an Error message precedes the close
 		code, reason = readClose(conn)
 		return nil, code, reason

@@ -423,6 +423,8 @@ func dialAndReadClose(t *testing.T, u string, h http.Header) (int, string) {
 	return readClose(conn)
 }
 
+// readClose reads until the close and returns its code and reason, without
+// the "#rayId" the gateway and the engine append to their reasons.
 func readClose(conn *websocket.Conn) (int, string) {
 	for range 100 {
 		_, _, err := conn.ReadMessage()
@@ -431,7 +433,8 @@ func readClose(conn *websocket.Conn) (int, string) {
 		}
 		var ce *websocket.CloseError
 		if errorsAs(err, &ce) {
-			return ce.Code, ce.Text
+			reason, _, _ := strings.Cut(ce.Text, "#")
+			return ce.Code, reason
 		}
 		return -1, err.Error()
 	}

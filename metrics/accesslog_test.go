@@ -170,8 +170,9 @@ func TestAccessLogRefusedWebSocket(t *testing.T) {
 	}
 	_, _, err = c.ReadMessage()
 	c.Close()
-	if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != 1011 || ce.Text != "auth.unauthorized" {
-		t.Fatalf("close: got %v, want 1011 auth.unauthorized", err)
+	// The close carries the ray id, "group.code#rayId" as the engine's do.
+	if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != 1011 || ce.Text != "auth.unauthorized#"+testRay {
+		t.Fatalf("close: got %v, want 1011 auth.unauthorized#%s", err, testRay)
 	}
 	<-done
 	line := oneLine(t, &logs)

@@ -4,12 +4,14 @@ import (
 	"crypto/rand"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/rivet-gateway/rivet-gateway/rivet"
 )
 
 // legConn is one leg of a proxied WebSocket: the hijacked client connection
@@ -233,6 +235,10 @@ func (l *legConn) noteSent() {
 		return
 	}
 	reason := l.wp.closeReason
+	if !l.isUpstream && l.sess.rayID != "" {
+		// Logged without the ray id writeClose appended: the log line has it.
+		reason = strings.TrimSuffix(reason, "#"+l.sess.rayID)
+	}
 	l.sentCode.Store(int32(l.wp.closeCode))
 	l.sentReason.Store(&reason)
 }
@@ -253,8 +259,12 @@ func (l *legConn) writeClose(ce *websocket.CloseError, timeout time.Duration) bo
 	if !l.wp.atBoundary() || l.wp.closeSeen {
 		return false
 	}
+	text := ce.Text
+	if !l.isUpstream {
+		text = rivet.WithRayID(text, l.sess.rayID) // as the engine's closes read: "group.code#rayId"
+	}
 	var buf [2 + 4 + 125]byte
-	frame := appendControlFrame(buf[:0], opClose, websocket.FormatCloseMessage(ce.Code, ce.Text), l.isUpstream, maskKey(l.isUpstream))
+	frame := appendControlFrame(buf[:0], opClose, websocket.FormatCloseMessage(ce.Code, text), l.isUpstream, maskKey(l.isUpstream))
 	_ = l.Conn.SetWriteDeadline(time.Now().Add(timeout))
 	n, err := l.Conn.Write(frame)
 	_ = l.Conn.SetWriteDeadline(time.Time{})

@@ -34,6 +34,7 @@ type session struct {
 	r     *http.Request // the upgrade request; its context is cancelled once the handler has returned: only its values are used
 	rt    *rivet.Route
 	start time.Time
+	rayID string // the upgrade request's, appended to the gateway's own closes to the client
 
 	mu       sync.Mutex
 	client   *legConn

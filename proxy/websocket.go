@@ -38,6 +38,9 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, rt *rivet
 		return
 	}
 	s := &session{p: p, r: r, rt: rt, start: time.Now(), done: make(chan struct{})}
+	if x := rivet.ExchangeFrom(r.Context()); x != nil {
+		s.rayID = x.RayID
+	}
 	if !p.sessions.add(s) {
 		rivet.WriteError(w, r, rivet.ErrShuttingDown)
 		return

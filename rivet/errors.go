@@ -87,6 +87,26 @@ func (e *Error) Reason() string {
 
 const maxCloseReason = 123
 
+// WithRayID appends "#" and rayID to a close reason, the form the engine
+// closes with and RivetKit clients read into the error they report
+// ("group.code#rayId"), so that a client-side error leads to the gateway's
+// log line. The reason is returned as is when either is empty or both
+// would not fit in a close frame.
+func WithRayID(reason, rayID string) string {
+	if reason == "" || rayID == "" || len(reason)+1+len(rayID) > maxCloseReason {
+		return reason
+	}
+	return reason + "#" + rayID
+}
+
+// SplitRayID splits a close reason of the form "group.code#rayId" (the
+// gateway's, from WithRayID, or the engine's) into the reason and the ray
+// id; rayID is empty when there is none.
+func SplitRayID(text string) (reason, rayID string) {
+	reason, rayID, _ = strings.Cut(text, "#")
+	return reason, rayID
+}
+
 // retryableReasons are the close reasons RivetKit 2.3.19's client retries
 // with backoff, calling getParams again (actor-conn.ts
 // #shouldRetryConnectionOpenError).
@@ -226,7 +246,7 @@ var rejectUpgrader = websocket.Upgrader{
 const CloseWait = time.Second
 
 // RejectWebSocket accepts the upgrade, closes the socket with code 1011 and
-// e.Reason(), and waits briefly for the client's close frame so the reason
+// e.Reason() followed by "#" and r's ray id, and waits briefly for the client's close frame so the reason
 // is not lost to a reset. RivetKit clients turn the reason into an
 // ActorError (and retry when it is a retryable reason). The 101 carries
 // r's ray id (X-Rivet-Ray-Id), and r's Exchange records e and the close.
@@ -244,12 +264,13 @@ func RejectWebSocket(w http.ResponseWriter, r *http.Request, e *Error) {
 	if err != nil {
 		return // the upgrader has answered with an HTTP error
 	}
-	reason := e.Reason()
+	reason, wire := e.Reason(), e.Reason()
 	x.rejected(e)
 	if x != nil {
 		x.CloseCode, x.CloseReason = websocket.CloseInternalServerErr, reason
+		wire = WithRayID(reason, x.RayID)
 	}
-	CloseWebSocket(conn, websocket.CloseInternalServerErr, reason)
+	CloseWebSocket(conn, websocket.CloseInternalServerErr, wire)
 }
 
 // CloseWebSocket sends a close frame with code and reason, waits up to

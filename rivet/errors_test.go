@@ -272,6 +272,23 @@ func dialReject(t *testing.T, err error, protocols []string) (*http.Response, st
 	return res, proto, x, readErr
 }
 
+func TestWithRayID(t *testing.T) {
+	long := strings.Repeat("x", 100)
+	for _, tt := range []struct{ reason, ray, want string }{
+		{"auth.unauthorized", "gw-0123456789abcdef", "auth.unauthorized#gw-0123456789abcdef"},
+		{"auth.unauthorized", "", "auth.unauthorized"},
+		{"", "gw-1", ""},
+		{long, "gw-0123456789abcdef", long + "#gw-0123456789abcdef"},
+		{long + "xxx", "gw-0123456789abcdef", long + "xxx#gw-0123456789abcdef"}, // 123 bytes: fits
+		{long + "xxxx", "gw-0123456789abcdef", long + "xxxx"},                   // 124 would not
+	} {
+		got := WithRayID(tt.reason, tt.ray)
+		if got != tt.want || len(got) > maxCloseReason {
+			t.Errorf("WithRayID(%q, %q) = %q (%d bytes), want %q", tt.reason, tt.ray, got, len(got), tt.want)
+		}
+	}
+}
+
 func TestRejectWebSocket(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -304,8 +321,9 @@ func TestRejectWebSocket(t *testing.T) {
 			if !errors.As(err, &ce) {
 				t.Fatalf("read: got %v, want a close frame", err)
 			}
-			if ce.Code != websocket.CloseInternalServerErr || ce.Text != tt.reason {
-				t.Errorf("close: got %d %q, want 1011 %q", ce.Code, ce.Text, tt.reason)
+			// On the wire the reason carries the ray id, as the engine's do.
+			if want := tt.reason + "#gw-test"; ce.Code != websocket.CloseInternalServerErr || ce.Text != want {
+				t.Errorf("close: got %d %q, want 1011 %q", ce.Code, ce.Text, want)
 			}
 		})
 	}
