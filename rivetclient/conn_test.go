@@ -642,7 +642,7 @@ func TestConnCloseFromCallback(t *testing.T) {
 
 // TestConnRestartSignals: what a restarting engine answers
 // (namespace.not_found, actor.no_runner_config_configured, any guard.*
-// code) is terminal for the first connection (a misconfigured namespace or
+// code, pegboard's route timeouts) is terminal for the first connection (a misconfigured namespace or
 // pool fails at once, as in the JS client) but retried once the Conn has
 // been connected; codes that are final (auth.forbidden) stay final.
 func TestConnRestartSignals(t *testing.T) {
@@ -654,6 +654,9 @@ func TestConnRestartSignals(t *testing.T) {
 		{"actor", "no_runner_config_configured", true},
 		{"guard", "route_resolve_query_timeout", true},
 		{"guard", "actor_ready_timeout", true},
+		{"pegboard", "route_resolve_query_timeout", true},
+		{"pegboard", "route_wake_signal_timeout", true},
+		{"pegboard", "actor_not_found", false},
 		{"auth", "forbidden", false},
 	} {
 		t.Run(tc.group+"."+tc.code, func(t *testing.T) {

@@ -40,8 +40,8 @@
 // network fails. Terminal errors (auth.*, user.*, …) stop the retries.
 // A connection that was established once also rides out an engine restart:
 // it retries what a restarting engine answers, namespace.not_found,
-// actor.no_runner_config_configured and every guard.* code (the JS client
-// gives up there). Attempt n waits a random time up to base·2ⁿ, capped
+// actor.no_runner_config_configured, every guard.* code and pegboard's
+// route_*_timeout codes (the JS client gives up there). Attempt n waits a random time up to base·2ⁿ, capped
 // ([WithReconnectBackoff]; full jitter, so clients cut off together do not
 // come back in lockstep).
 //

@@ -194,18 +194,29 @@ func isLifecycleSignal(e *ActorError) bool {
 // TestClientReconnectEngineRestart): namespace.not_found for the first few
 // hundred milliseconds (its default namespace is created anew), then
 // actor.no_runner_config_configured until the runners have registered
-// again, and any guard.* code (route resolution timeouts, actor start
-// timeouts, service unavailable) while actors start. A Conn that was
-// connected retries them (see Conn.shouldRetry); everything else treats
-// them as terminal.
+// again, and any guard.* code (actor start timeouts, service unavailable,
+// guard's own route_*_timeout codes) or pegboard route timeout while
+// actors start. A Conn that was connected retries them (see
+// Conn.shouldRetry); everything else treats them as terminal.
 func isRestartSignal(e *ActorError) bool {
 	switch {
 	case e.Group == "namespace" && e.Code == "not_found",
 		e.Group == "actor" && e.Code == "no_runner_config_configured",
-		e.Group == "guard":
+		e.Group == "guard",
+		e.Group == "pegboard" && isRouteTimeout(e.Code):
 		return true
 	}
 	return false
+}
+
+// isRouteTimeout reports the engine's route resolution timeouts, which it
+// files under pegboard (engine guard's error mapping, all 504):
+// route_subscribe_timeout, route_fetch_actor_timeout,
+// route_auth_check_timeout, route_wake_signal_timeout and
+// route_resolve_query_timeout, the one seen on a loaded machine while a
+// new actor starts.
+func isRouteTimeout(code string) bool {
+	return strings.HasPrefix(code, "route_") && strings.HasSuffix(code, "_timeout")
 }
 
 // isStaleActorError reports the errors meaning a key lookup pointed at an
