@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rivet-gateway/rivet-gateway/config"
+	"github.com/rivet-gateway/rivet-gateway/internal/readme"
 )
 
 // yamlPaths lists every key path of t, e.g. "upstream.websocket.read_limit".
@@ -136,15 +137,9 @@ func TestValidateChecksTokenFile(t *testing.T) {
 // block under heading (a whole line) of the README.
 func readmeExample(t *testing.T, heading string) Config {
 	t.Helper()
-	b, err := os.ReadFile("../README.md")
+	block, err := readme.YAMLBlock(heading)
 	if err != nil {
 		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(b), "\n"+heading+"\n")
-	_, block, ok2 := strings.Cut(section, "```yaml\n")
-	block, _, ok3 := strings.Cut(block, "```")
-	if !ok || !ok2 || !ok3 {
-		t.Fatalf("README: no yaml block under %q", heading)
 	}
 	cfg := DefaultConfig()
 	if err := config.Decode([]byte(block), &cfg, func(string) (string, bool) { return "", false }); err != nil {

@@ -9,12 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rivet-gateway/rivet-gateway/integration/harness"
+	"github.com/rivet-gateway/rivet-gateway/internal/readme"
 )
 
 // The attacker's tests (issue 11): alice holds a valid token, and bob's counter lives in the same
@@ -30,12 +30,11 @@ import (
 // its YAML block): the configuration these tests run is the one the README tells users to write.
 func readmeRules(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile("../README.md")
+	blocks, err := readme.YAMLBlocks()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, block := range strings.Split(string(b), "```yaml\n")[1:] {
-		block, _, _ = strings.Cut(block, "```")
+	for _, block := range blocks {
 		if !strings.Contains(block, "key_binding") {
 			continue
 		}

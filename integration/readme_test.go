@@ -1,10 +1,10 @@
 package integration
 
 import (
-	"os"
 	"strings"
 	"testing"
 
+	"github.com/rivet-gateway/rivet-gateway/internal/readme"
 	"gopkg.in/yaml.v3"
 )
 
@@ -31,15 +31,9 @@ func del(path string) yamlEdit            { return yamlEdit{"del", path, nil} }
 // readmeBlock returns the first ```yaml block after heading (a whole line of README.md).
 func readmeBlock(t *testing.T, heading string) string {
 	t.Helper()
-	b, err := os.ReadFile("../README.md")
+	block, err := readme.YAMLBlock(heading)
 	if err != nil {
 		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(b), "\n"+heading+"\n")
-	_, block, ok2 := strings.Cut(section, "```yaml\n")
-	block, _, ok3 := strings.Cut(block, "```")
-	if !ok || !ok2 || !ok3 {
-		t.Fatalf("README.md: no YAML block under %q", heading)
 	}
 	return block
 }

@@ -1,18 +1,18 @@
 package metrics
 
 import (
-	"os"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rivet-gateway/rivet-gateway/internal/readme"
 )
 
 // TestReadmeListsEveryMetric keeps the README's metrics reference true:
 // every rivet_gateway_* family New registers is in it, by full name.
 func TestReadmeListsEveryMetric(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+	text, err := readme.Read()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestReadmeListsEveryMetric(t *testing.T) {
 				continue
 			}
 			n++
-			if !strings.Contains(string(readme), "`"+m[1]+"`") {
+			if !strings.Contains(text, "`"+m[1]+"`") {
 				t.Errorf("README.md does not document %s", m[1])
 			}
 		}
