@@ -40,6 +40,7 @@ type Client struct {
 	metadataLookup bool
 	codec          codec         // encoding of actor messages
 	eventBuffer    int           // bound of each Conn's waiting event deliveries
+	maxMessage     int64         // bound of a message or response body read from an actor
 	metaSem        chan struct{} // one metadata lookup at a time
 	mu             sync.Mutex
 	ep             endpoint // guarded by mu
@@ -84,6 +85,7 @@ func New(endpointURL string, opts ...Option) (*Client, error) {
 		metadataLookup: true,
 		codec:          bareCodec{},
 		eventBuffer:    DefaultEventBuffer,
+		maxMessage:     DefaultMaxMessageSize,
 	}
 	var errs []error
 	for _, opt := range opts {
@@ -154,6 +156,7 @@ func New(endpointURL string, opts ...Option) (*Client, error) {
 		metadataLookup: cfg.metadataLookup,
 		codec:          cfg.codec,
 		eventBuffer:    cfg.eventBuffer,
+		maxMessage:     cfg.maxMessage,
 		metaSem:        make(chan struct{}, 1),
 		ep:             ep,
 		conns:          map[*Conn]struct{}{},

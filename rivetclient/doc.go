@@ -94,8 +94,10 @@
 // costs neither memory nor the other callbacks. Handlers registered with On
 // are bounded too: when they fall behind, the oldest waiting event
 // deliveries are dropped ([WithEventBuffer], [Conn.DroppedEvents]); status
-// changes and errors never are. [Call] and [Subscribe] are the typed forms
-// of Action and On.
+// changes and errors never are. What the client reads from an actor in
+// one piece, a WebSocket message or a response body, is bounded by
+// [WithMaxMessageSize]. [Call] and [Subscribe] are the typed forms of
+// Action and On.
 //
 // # The JS client and this one
 //

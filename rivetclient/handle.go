@@ -185,9 +185,13 @@ func (h *Handle) call(ctx context.Context, path string, body []byte) ([]byte, er
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		return nil, encodedResponseError(cd, resp.StatusCode, resp.Header, data)
 	}
-	data, err := io.ReadAll(resp.Body)
+	limit := h.client.maxMessage
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, &transportError{err}
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("rivetclient: %s: response larger than %d bytes (WithMaxMessageSize)", path, limit)
 	}
 	return data, nil
 }
@@ -441,6 +445,7 @@ func (h *Handle) dial(ctx context.Context, p string, encoding Encoding, params a
 		}
 		return nil, &transportError{fmt.Errorf("rivetclient: dial: %w", err)}
 	}
+	ws.SetReadLimit(h.client.maxMessage)
 	return ws, nil
 }
 

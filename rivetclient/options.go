@@ -24,6 +24,7 @@ type config struct {
 	metadataLookup bool
 	codec          codec
 	eventBuffer    int
+	maxMessage     int64
 }
 
 // Defaults, as in the RivetKit JS client.
@@ -39,6 +40,10 @@ const (
 	// DefaultEventBuffer bounds the event deliveries waiting for a Conn's
 	// callbacks.
 	DefaultEventBuffer = 1024
+	// DefaultMaxMessageSize bounds a message or response body the client
+	// reads from an actor: 16 times RivetKit's default
+	// maxOutgoingMessageSize (1 MiB).
+	DefaultMaxMessageSize = 16 << 20
 )
 
 // WithNamespace sets the engine namespace (default "default"). The
@@ -174,6 +179,23 @@ func WithEventBuffer(n int) Option {
 			return errors.New("rivetclient: WithEventBuffer: n must be at least 1")
 		}
 		c.eventBuffer = n
+		return nil
+	}
+}
+
+// WithMaxMessageSize bounds, in bytes, what the client reads from an actor
+// in one piece (default [DefaultMaxMessageSize]): a WebSocket message on a
+// Conn or a RawWebSocket, the body of an action's or a queue send's
+// response. A larger WebSocket message closes the socket with 1009 (a Conn
+// then reconnects, failing the actions in flight); a larger response fails
+// the call. Fetch's response body is the caller's to read and is not
+// bounded here.
+func WithMaxMessageSize(n int64) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return errors.New("rivetclient: WithMaxMessageSize: n must be at least 1")
+		}
+		c.maxMessage = n
 		return nil
 	}
 }
