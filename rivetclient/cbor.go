@@ -21,11 +21,11 @@ func encodeInputCBOR(v any) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rivetclient: encode input: %w", err)
 	}
-	tree, err := parseTree(raw)
+	b, err := compatToCBOR(nil, raw)
 	if err != nil {
 		return nil, fmt.Errorf("rivetclient: encode input: %w", err)
 	}
-	return appendCBOR(nil, tree)
+	return b, nil
 }
 
 func appendCBOR(b []byte, v any) ([]byte, error) {

@@ -125,8 +125,8 @@ func (e *transportError) Unwrap() error { return e.err }
 // actor.not_found, …), context cancellation, [ErrClosed], encoding errors.
 // A [Conn] additionally retries, while connecting, stale-actor errors of key
 // handles and, once it has been connected, what a restarting engine
-// answers: namespace.not_found, actor.no_runner_config_configured and every
-// guard.* code.
+// answers: namespace.not_found, actor.no_runner_config_configured, every
+// guard.* code and the engine's pegboard route timeouts (isRestartSignal).
 func IsRetryable(err error) bool {
 	if err == nil || errors.Is(err, ErrClosed) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -3,6 +3,7 @@ package rivetclient
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 )
@@ -130,7 +131,7 @@ func (m rawToClient) read() (toClientMessage, error) {
 		var ok bool
 		out.id, ok, err = parseID(m.response.ID)
 		if err == nil && !ok {
-			err = fmt.Errorf("rivetclient: ActionResponse without an id")
+			err = errors.New("no id")
 		}
 		if err == nil {
 			// The action is answered even if its output is unreadable.
