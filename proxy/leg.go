@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"io"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -224,23 +223,19 @@ func (l *legConn) write(p []byte) error {
 	defer l.wmu.Unlock()
 	n, err := l.Conn.Write(p)
 	_, _ = l.wp.feed(p[:n])
-	l.noteSent()
+	l.noteSent(l.wp.closeReason)
 	return err
 }
 
-// noteSent records the close frame written to l's peer once the writer
-// has seen it whole. Under wmu.
-func (l *legConn) noteSent() {
+// noteSent records the close frame written to l's peer, with reason as
+// its reason to log, once the writer has seen it whole. Under wmu.
+func (l *legConn) noteSent(reason string) {
 	if !l.wp.closeSeen || l.sentReason.Load() != nil {
 		return
 	}
-	reason := l.wp.closeReason
-	if !l.isUpstream && l.sess.rayID != "" {
-		// Logged without the ray id writeClose appended: the log line has it.
-		reason = strings.TrimSuffix(reason, "#"+l.sess.rayID)
-	}
 	l.sentCode.Store(int32(l.wp.closeCode))
-	l.sentReason.Store(&reason)
+	r := reason // escapes here only, not on every relayed write
+	l.sentReason.Store(&r)
 }
 
 // midFrame reports whether the relay has written part of a frame to l.
@@ -269,7 +264,7 @@ func (l *legConn) writeClose(ce *websocket.CloseError, timeout time.Duration) bo
 	n, err := l.Conn.Write(frame)
 	_ = l.Conn.SetWriteDeadline(time.Time{})
 	_, _ = l.wp.feed(frame[:n])
-	l.noteSent()
+	l.noteSent(ce.Text) // logged without the ray id: the log line has it
 	return err == nil
 }
 

@@ -246,8 +246,8 @@ var rejectUpgrader = websocket.Upgrader{
 const CloseWait = time.Second
 
 // RejectWebSocket accepts the upgrade, closes the socket with code 1011 and
-// e.Reason() followed by "#" and r's ray id, and waits briefly for the client's close frame so the reason
-// is not lost to a reset. RivetKit clients turn the reason into an
+// e.Reason() followed by "#" and r's ray id, and waits briefly for the
+// client's close frame so the reason is not lost to a reset. RivetKit clients turn the reason into an
 // ActorError (and retry when it is a retryable reason). The 101 carries
 // r's ray id (X-Rivet-Ray-Id), and r's Exchange records e and the close.
 func RejectWebSocket(w http.ResponseWriter, r *http.Request, e *Error) {
@@ -264,7 +264,8 @@ func RejectWebSocket(w http.ResponseWriter, r *http.Request, e *Error) {
 	if err != nil {
 		return // the upgrader has answered with an HTTP error
 	}
-	reason, wire := e.Reason(), e.Reason()
+	reason := e.Reason()
+	wire := reason
 	x.rejected(e)
 	if x != nil {
 		x.CloseCode, x.CloseReason = websocket.CloseInternalServerErr, reason
