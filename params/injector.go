@@ -328,7 +328,7 @@ func escapeCompatValues(obj object) (object, error) {
 			return nil, err
 		}
 		if len(esc) == len(v) && (len(v) == 0 || &esc[0] == &v[0]) {
-			continue
+			continue // EscapeCompat returned v itself: nothing to escape
 		}
 		if out == nil {
 			out = make(object, len(obj))
