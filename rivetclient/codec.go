@@ -356,18 +356,9 @@ func trimIntegralFraction(s string) string {
 	return intPart
 }
 
-// marshalASCII marshals v as JSON with every non-ASCII character escaped
-// as \uXXXX: the engine drops raw UTF-8 in the x-rivet-conn-params header.
-func marshalASCII(v any) ([]byte, error) {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return asciiJSON(raw), nil
-}
-
 // asciiJSON escapes non-ASCII runes of valid JSON (they can only occur
-// inside strings) as \uXXXX, with surrogate pairs above U+FFFF.
+// inside strings) as \uXXXX, with surrogate pairs above U+FFFF: the engine
+// drops raw UTF-8 in the x-rivet-conn-params header.
 func asciiJSON(raw []byte) []byte {
 	ascii := true
 	for _, c := range raw {

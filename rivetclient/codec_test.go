@@ -152,10 +152,11 @@ func TestCompatRoundTrip(t *testing.T) {
 }
 
 func TestAsciiJSON(t *testing.T) {
-	got, err := marshalASCII(map[string]string{"name": "héllo 😀 <ok>"})
+	raw, err := json.Marshal(map[string]string{"name": "héllo 😀 <ok>"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := asciiJSON(raw)
 	want := `{"name":"h\u00e9llo \ud83d\ude00 \u003cok\u003e"}`
 	if string(got) != want {
 		t.Errorf("got %s, want %s", got, want)

@@ -1,7 +1,6 @@
 package rivetclient
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -758,21 +757,4 @@ func (c *Conn) shutdown() {
 	c.h.client.removeConn(c)
 	c.disp.stop()
 	close(c.done)
-}
-
-// eventArgs revives an Event's args into one JSON value per argument.
-func eventArgs(raw json.RawMessage) ([]json.RawMessage, error) {
-	revived, err := reviveJSON(raw)
-	if err != nil {
-		return nil, err
-	}
-	if len(revived) == 0 || bytes.Equal(revived, []byte("null")) {
-		return nil, nil
-	}
-	var args []json.RawMessage
-	if err := json.Unmarshal(revived, &args); err != nil {
-		// Not a list: a single argument.
-		return []json.RawMessage{revived}, nil
-	}
-	return args, nil
 }

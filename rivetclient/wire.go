@@ -149,6 +149,23 @@ func (m rawToClient) read() (toClientMessage, error) {
 	return out, nil
 }
 
+// eventArgs revives an Event's args into one JSON value per argument.
+func eventArgs(raw json.RawMessage) ([]json.RawMessage, error) {
+	revived, err := reviveJSON(raw)
+	if err != nil {
+		return nil, err
+	}
+	if len(revived) == 0 || bytes.Equal(revived, []byte("null")) {
+		return nil, nil
+	}
+	var args []json.RawMessage
+	if err := json.Unmarshal(revived, &args); err != nil {
+		// Not a list: a single argument.
+		return []json.RawMessage{revived}, nil
+	}
+	return args, nil
+}
+
 // readErrorVal builds the error of an Error message; id is the action it
 // answers, nil for a connection-level error.
 func readErrorVal(v errorVal) (*ActorError, *uint64, error) {
