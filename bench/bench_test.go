@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -94,5 +95,73 @@ func TestSoakCI(t *testing.T) {
 	// Every connection exchanged messages: ~10 each.
 	if min := int64(res.conns) * 5; res.roundTrips < min {
 		t.Errorf("%d round trips, want at least %d", res.roundTrips, min)
+	}
+}
+
+// TestParseProcStat reads the fields after the command name, which may
+// hold spaces and parentheses.
+func TestParseProcStat(t *testing.T) {
+	line := "4242 (a) b (c) d) S 17 4242 4242 0 -1 4194560 1000 0 0 0 250 31 0 0 20 0 5 0 100 0 0\n"
+	ppid, use, err := parseProcStat([]byte(line), 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ppid != 17 || use.user != 2500*time.Millisecond || use.sys != 310*time.Millisecond {
+		t.Errorf("ppid %d, user %v, sys %v; want 17, 2.5s, 310ms", ppid, use.user, use.sys)
+	}
+	if _, _, err := parseProcStat([]byte("4242 (bench) S 17"), 10*time.Millisecond); err == nil {
+		t.Error("a short line parsed")
+	}
+}
+
+// TestCPUBetween takes the total from the threads' counters while they
+// all live, the split from the ticks, and the ticks alone once a thread
+// has exited.
+func TestCPUBetween(t *testing.T) {
+	ms := time.Millisecond
+	a := cpuSample{ticks: cpuUse{100 * ms, 100 * ms}, threads: map[int]time.Duration{1: 150 * ms, 2: 55 * ms}}
+	b := cpuSample{ticks: cpuUse{130 * ms, 110 * ms}, threads: map[int]time.Duration{1: 180 * ms, 2: 60 * ms, 3: 5 * ms}}
+	if got, want := cpuBetween(a, b), (cpuUse{30 * ms, 10 * ms}); got != want {
+		t.Errorf("all threads alive: %v, want %v", got, want)
+	}
+	delete(b.threads, 2)
+	if got, want := cpuBetween(a, b), (cpuUse{30 * ms, 10 * ms}); got != want {
+		t.Errorf("thread exited: %v, want the ticks' %v", got, want)
+	}
+	b.threads[2] = 70 * ms
+	if got, want := cpuBetween(a, b), (cpuUse{37500 * time.Microsecond, 12500 * time.Microsecond}); got != want {
+		t.Errorf("split: %v, want %v", got, want)
+	}
+}
+
+// TestProcTreesCPU counts a child's child and the CPU it burns.
+func TestProcTreesCPU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	cmd := exec.Command("sh", "-c", "sleep 10 & while :; do :; done")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{name: "sh", cmd: cmd, done: make(chan struct{})}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	var pids []int
+	for deadline := time.Now().Add(5 * time.Second); len(pids) < 2 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		var err error
+		if pids, err = procTrees(p)(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(pids) != 2 || pids[0] != cmd.Process.Pid {
+		t.Fatalf("tree %v, want the shell %d and its sleep", pids, cmd.Process.Pid)
+	}
+	start := time.Now()
+	use, err := measureCPU(context.Background(), pids, start, start.Add(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The busy loop has at least a share of a core (the test may share it).
+	if use.total() < 30*time.Millisecond || use.total() > 400*time.Millisecond {
+		t.Errorf("%v of CPU over 300ms of a busy loop", use)
 	}
 }

@@ -66,6 +66,17 @@ type result struct {
 	firstErr string
 	elapsed  time.Duration
 	lat      []time.Duration // sorted
+	// cpu is what the proxy's processes consumed over the measured
+	// window; nil when not measured (direct runs).
+	cpu *cpuUse
+}
+
+// cpuPerOp is the proxy's CPU per counted op (0 when not measured).
+func (r result) cpuPerOp() cpuUse {
+	if r.cpu == nil || r.ops == 0 {
+		return cpuUse{}
+	}
+	return cpuUse{r.cpu.user / time.Duration(r.ops), r.cpu.sys / time.Duration(r.ops)}
 }
 
 func (r result) rate() float64 {
@@ -89,6 +100,9 @@ type loadSpec struct {
 	warmup   time.Duration // ops before the measurement, not counted
 	dur      time.Duration
 	rate     float64 // httpPaced: total ops/s
+	// cpuPIDs are the proxy's processes, whose CPU is read at the start
+	// and end of the measured window; none for direct runs.
+	cpuPIDs []int
 }
 
 // worker is one concurrent loop; op runs one operation and returns an
@@ -133,6 +147,17 @@ func runLoad(ctx context.Context, spec loadSpec, c client) (result, error) {
 	if spec.workload == httpPaced && spec.rate > 0 {
 		interval = time.Duration(float64(time.Second) * float64(spec.conc) / spec.rate)
 	}
+	var (
+		cpu     cpuUse
+		cpuErr  error
+		cpuDone = make(chan struct{})
+	)
+	go func() {
+		defer close(cpuDone)
+		if len(spec.cpuPIDs) > 0 {
+			cpu, cpuErr = measureCPU(ctx, spec.cpuPIDs, measureAt, end)
+		}
+	}()
 	for i, w := range workers {
 		wg.Add(1)
 		go func() {
@@ -173,6 +198,10 @@ func runLoad(ctx context.Context, spec loadSpec, c client) (result, error) {
 		}()
 	}
 	wg.Wait()
+	<-cpuDone
+	if cpuErr != nil {
+		return result{}, fmt.Errorf("proxy CPU: %w", cpuErr)
+	}
 	var all []time.Duration
 	for _, l := range lats {
 		all = append(all, l...)
@@ -182,7 +211,11 @@ func runLoad(ctx context.Context, spec loadSpec, c client) (result, error) {
 	if elapsed > spec.dur {
 		elapsed = spec.dur // ops started after end are not run
 	}
-	return result{ops: ops.Load(), errs: errs.Load(), firstErr: firstErr, elapsed: elapsed, lat: all}, nil
+	r := result{ops: ops.Load(), errs: errs.Load(), firstErr: firstErr, elapsed: elapsed, lat: all}
+	if len(spec.cpuPIDs) > 0 {
+		r.cpu = &cpu
+	}
+	return r, nil
 }
 
 func newWorker(ctx context.Context, workload string, c client) (worker, error) {

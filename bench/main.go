@@ -329,7 +329,9 @@ func runBench(ctx context.Context, o options, log io.Writer) (string, error) {
 		direct := client{addr: e.upstream.addr, token: e.token(v)}
 		proxied := client{addr: gw.addr, token: e.token(v), wantParams: wantParams(v)}
 		for _, c := range vcells {
-			m, err := measureCell(ctx, o, c, direct, proxied, gw.admin, log)
+			// Just the gateway: the params service of +httpsvc is on the
+			// loader's core, like the engine's would be elsewhere.
+			m, err := measureCell(ctx, o, c, direct, proxied, procTrees(gw.proc), gw.admin, log)
 			if err != nil {
 				gw.stop()
 				return "", fmt.Errorf("%s %s: %w\n%s", c.workload, c.config, err, tail(gw.out.String(), 20))
@@ -363,10 +365,12 @@ func runBench(ctx context.Context, o options, log io.Writer) (string, error) {
 		}
 		direct := client{addr: e.upstream.addr}
 		proxied := client{addr: ngx.plainAddr}
+		pids := procTrees(ngx.proc) // master and worker
 		if c.config == "auth_request" {
 			direct.token, proxied.token, proxied.addr = e.hsToken, e.hsToken, ngx.authAddr
+			pids = procTrees(ngx.proc, e.auth) // authenticating is part of its cost
 		}
-		m, err := measureCell(ctx, o, c, direct, proxied, "", log)
+		m, err := measureCell(ctx, o, c, direct, proxied, pids, "", log)
 		if err != nil {
 			return "", fmt.Errorf("nginx %s %s: %w", c.workload, c.config, err)
 		}
@@ -385,7 +389,7 @@ func runBench(ctx context.Context, o options, log io.Writer) (string, error) {
 			}
 			defer gop.stop()
 		}
-		m, err := measureCell(ctx, o, c, client{addr: e.upstream.addr}, client{addr: gop.addr}, "", log)
+		m, err := measureCell(ctx, o, c, client{addr: e.upstream.addr}, client{addr: gop.addr}, procTrees(gop), "", log)
 		if err != nil {
 			return "", fmt.Errorf("%s %s: %w", goReverseProxy, c.workload, err)
 		}
@@ -401,8 +405,9 @@ func runBench(ctx context.Context, o options, log io.Writer) (string, error) {
 	return report(o, e, results, mem, time.Since(started), loadStart+" / "+loadAvg()), nil
 }
 
-// measureCell alternates direct and proxied runs.
-func measureCell(ctx context.Context, o options, c cell, direct, proxied client, admin string, log io.Writer) (*measured, error) {
+// measureCell alternates direct and proxied runs; proxyPIDs are the
+// processes whose CPU the proxied runs count.
+func measureCell(ctx context.Context, o options, c cell, direct, proxied client, proxyPIDs func() ([]int, error), admin string, log io.Writer) (*measured, error) {
 	m := &measured{cell: c}
 	spec := loadSpec{workload: c.workload, conc: o.conc, warmup: o.warmup, dur: o.dur, rate: o.paceRate}
 	for i := 0; i < o.pairs; i++ {
@@ -419,7 +424,11 @@ func measureCell(ctx context.Context, o options, c cell, direct, proxied client,
 			name := filepath.Join(o.profileDir, fmt.Sprintf("%s_%s_%d.pprof", c.workload, strings.ReplaceAll(c.config, "+", "-"), i))
 			go func() { profErr <- fetchProfile(admin, o.warmup+o.dur, name) }()
 		}
-		b, err := runLoad(ctx, spec, proxied)
+		pspec := spec
+		if pspec.cpuPIDs, err = proxyPIDs(); err != nil {
+			return nil, fmt.Errorf("proxy processes: %w", err)
+		}
+		b, err := runLoad(ctx, pspec, proxied)
 		if profErr != nil {
 			if perr := <-profErr; perr != nil {
 				fmt.Fprintln(log, "profile:", perr)
@@ -430,8 +439,8 @@ func measureCell(ctx context.Context, o options, c cell, direct, proxied client,
 		}
 		m.direct = append(m.direct, a)
 		m.proxied = append(m.proxied, b)
-		fmt.Fprintf(log, "%-10s %-14s %-13s pair %d: direct %8.0f ops/s  proxied %8.0f ops/s  ratio %.2f%s\n",
-			c.workload, c.proxy, c.config, i+1, a.rate(), b.rate(), ratio(a, b), errNote(a, b))
+		fmt.Fprintf(log, "%-10s %-14s %-13s pair %d: direct %8.0f ops/s  proxied %8.0f ops/s  ratio %.2f  proxy CPU %sµs/op%s\n",
+			c.workload, c.proxy, c.config, i+1, a.rate(), b.rate(), ratio(a, b), fmtUs(b.cpuPerOp().total()), errNote(a, b))
 		if b.ops == 0 && b.errs > 0 {
 			return nil, fmt.Errorf("every proxied op failed: %s", b.firstErr)
 		}
@@ -476,6 +485,15 @@ func medianDur(rs []result, q float64) time.Duration {
 	return time.Duration(median(xs))
 }
 
+// fmtUs is d in µs without the unit, to two or three significant digits.
+func fmtUs(d time.Duration) string {
+	us := d.Seconds() * 1e6
+	if us < 10 {
+		return fmt.Sprintf("%.1f", us)
+	}
+	return fmt.Sprintf("%.0f", us)
+}
+
 func fmtDur(d time.Duration) string {
 	switch {
 	case d >= 10*time.Millisecond:
@@ -501,24 +519,30 @@ func report(o options, e *env, ms []*measured, mem *memResult, took time.Duratio
 	fmt.Fprintf(&b, "- machine load average (1 min) at start / end: %s (anything else running skews the numbers)\n", load)
 	fmt.Fprintf(&b, "- runs: %d connections, %v warm-up + %v measured per run, %d direct/proxied pairs per cell (A/B/A/B), ratio = median of per-pair proxied ÷ direct ops/s; latency = median over runs of each run's quantile; took %v\n",
 		o.conc, o.warmup, o.dur, o.pairs, took.Round(time.Second))
+	b.WriteString("- proxy CPU/op: user + system CPU time of the proxy's processes (the gateway alone, not the params service; nginx's master and worker, plus the auth service for auth_request; the goproxy role) over each proxied run's measured window ÷ the ops counted in it (ws-setup: per setup and close; ws-rt: per round trip, one message each way), from /proc (ns per thread; the user/sys split from 10 ms ticks); median of the pairs, per pair in parentheses. It does not depend on how much CPU the VM gave the loader, so it is steadier than the ratio; it is higher when the proxy batches less (paced, or starved)\n")
 	if o.gatewayEnv != "" {
 		fmt.Fprintf(&b, "- gateway environment: %s\n", o.gatewayEnv)
 	}
 	b.WriteString("- gateway: production defaults, metrics on, access log off; configs: none = anonymous, no params; hs256 / es256 = JWT bearer (HTTP) or conn-params authToken (WebSocket); +claims = params from claims; +log = the access log on at its defaults (stdout); +httpsvc = params from an HTTP params service (on the loader's core). nginx: plain proxy_pass with keepalive, and auth_request to a Go JWT (HS256) service on the proxy's core; access_log off. go-reverseproxy: a bare net/http/httputil.ReverseProxy (no auth, no params, GOMAXPROCS=1) on the proxy's core\n\n")
-	b.WriteString("| workload | proxy | config | direct ops/s | proxied ops/s | ratio (pairs) | direct p50 / p99 | proxied p50 / p99 | added p99 | errors |\n")
-	b.WriteString("| --- | --- | --- | ---: | ---: | --- | --- | --- | ---: | ---: |\n")
+	b.WriteString("| workload | proxy | config | direct ops/s | proxied ops/s | ratio (pairs) | proxy CPU/op (pairs; user / sys) | direct p50 / p99 | proxied p50 / p99 | added p99 | errors |\n")
+	b.WriteString("| --- | --- | --- | ---: | ---: | --- | --- | --- | --- | ---: | ---: |\n")
 	for _, m := range ms {
 		if m.skipped != "" {
-			fmt.Fprintf(&b, "| %s | %s | %s | | | skipped: %s | | | | |\n", m.workload, m.proxy, m.config, m.skipped)
+			fmt.Fprintf(&b, "| %s | %s | %s | | | skipped: %s | | | | | |\n", m.workload, m.proxy, m.config, m.skipped)
 			continue
 		}
-		var ratios, drates, prates []float64
+		var ratios, drates, prates, cpus, users, syss []float64
 		var errs int64
-		var pairs []string
+		var pairs, cpuPairs []string
 		for i := range m.direct {
 			r := ratio(m.direct[i], m.proxied[i])
 			ratios = append(ratios, r)
 			pairs = append(pairs, fmt.Sprintf("%.2f", r))
+			if m.proxied[i].cpu != nil {
+				c := m.proxied[i].cpuPerOp()
+				cpus, users, syss = append(cpus, float64(c.total())), append(users, float64(c.user)), append(syss, float64(c.sys))
+				cpuPairs = append(cpuPairs, fmtUs(c.total()))
+			}
 			drates = append(drates, m.direct[i].rate())
 			prates = append(prates, m.proxied[i].rate())
 			errs += m.direct[i].errs + m.proxied[i].errs
@@ -529,8 +553,13 @@ func report(o options, e *env, ms []*measured, mem *memResult, took time.Duratio
 		if wl == httpPaced {
 			wl = fmt.Sprintf("%s (%.0f/s)", wl, o.paceRate)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f | **%.2f** (%s) | %s / %s | %s / %s | %s | %d |\n",
-			wl, m.proxy, m.config, median(drates), median(prates), median(ratios), strings.Join(pairs, ", "),
+		cpu := ""
+		if len(cpus) > 0 {
+			cpu = fmt.Sprintf("**%s µs** (%s; u %s / s %s)", fmtUs(time.Duration(median(cpus))), strings.Join(cpuPairs, ", "),
+				fmtUs(time.Duration(median(users))), fmtUs(time.Duration(median(syss))))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f | **%.2f** (%s) | %s | %s / %s | %s / %s | %s | %d |\n",
+			wl, m.proxy, m.config, median(drates), median(prates), median(ratios), strings.Join(pairs, ", "), cpu,
 			fmtDur(dp50), fmtDur(dp99), fmtDur(pp50), fmtDur(pp99), fmtDur(pp99-dp99), errs)
 	}
 	b.WriteString("\nWorkloads: http-ka = POST /gateway/<query target>/action/increment over keep-alive connections (closed loop); http-paced = the same at a fixed total rate (latency from the scheduled send time); http-id = http-ka addressed by actor id (/gateway/<id>/action/increment: the gateway resolves the id once, then from its cache); http-id-fresh = the same with a new actor id on every request (every request costs the gateway an actor lookup at the engine); http-new = one new TCP connection per request; ws-setup = open /connect (subprotocols rivet, rivet_encoding.json, rivet_conn_params), read the upstream's init message reporting the params it received, close handshake; ws-rt = 53-byte message round trips over established /connect connections.\n")

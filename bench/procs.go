@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -598,4 +600,183 @@ func fetchURL(url, path string, timeout time.Duration) error {
 // fetchProfile saves the gateway's CPU profile over d to path.
 func fetchProfile(admin string, d time.Duration, path string) error {
 	return fetchURL(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, int(d.Seconds())), path, d+30*time.Second)
+}
+
+// The proxy's CPU per operation is steadier than its throughput ratio on
+// a shared VM: it does not depend on how much CPU the VM gave the loader.
+// It is read from /proc around each proxied run's measured window.
+
+// cpuUse is user and system CPU time.
+type cpuUse struct{ user, sys time.Duration }
+
+func (u cpuUse) total() time.Duration { return u.user + u.sys }
+
+// cpuSample is what a set of processes had consumed at one moment.
+type cpuSample struct {
+	// ticks is utime and stime of /proc/<pid>/stat: every thread of the
+	// process, including exited ones, but in clock ticks (10 ms).
+	ticks cpuUse
+	// threads is each live thread's time on CPU in ns, the first field of
+	// /proc/<pid>/task/<tid>/schedstat.
+	threads map[int]time.Duration
+}
+
+// clockTick is the unit of /proc/<pid>/stat's CPU times (USER_HZ).
+var clockTick = sync.OnceValue(func() time.Duration {
+	out, err := exec.Command("getconf", "CLK_TCK").Output()
+	hz, perr := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil || perr != nil || hz <= 0 {
+		return 10 * time.Millisecond // 100 Hz, Linux's USER_HZ nearly everywhere
+	}
+	return time.Second / time.Duration(hz)
+})
+
+// parseProcStat reads the parent pid and the CPU times from a
+// /proc/<pid>/stat line. The command name (field 2) is in parentheses and
+// may hold spaces and parentheses itself: fields are counted after the
+// last ')'.
+func parseProcStat(data []byte, tick time.Duration) (ppid int, use cpuUse, err error) {
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, use, fmt.Errorf("bad stat %.100q", data)
+	}
+	f := strings.Fields(string(data[i+1:])) // f[0] is field 3 (state)
+	if len(f) < 13 {
+		return 0, use, fmt.Errorf("bad stat %.100q", data)
+	}
+	ppid, err = strconv.Atoi(f[1])
+	if err != nil {
+		return 0, use, fmt.Errorf("bad stat ppid: %w", err)
+	}
+	utime, err := strconv.ParseInt(f[11], 10, 64) // field 14
+	if err != nil {
+		return 0, use, fmt.Errorf("bad stat utime: %w", err)
+	}
+	stime, err := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err != nil {
+		return 0, use, fmt.Errorf("bad stat stime: %w", err)
+	}
+	return ppid, cpuUse{user: time.Duration(utime) * tick, sys: time.Duration(stime) * tick}, nil
+}
+
+// procTrees returns the pids of ps and of all their descendants (nginx's
+// workers are its master's children). A process started under taskset is
+// the same process: taskset execs the command.
+func procTrees(ps ...*proc) func() ([]int, error) {
+	return func() ([]int, error) {
+		ents, err := os.ReadDir("/proc")
+		if err != nil {
+			return nil, err
+		}
+		children := map[int][]int{}
+		for _, ent := range ents {
+			pid, err := strconv.Atoi(ent.Name())
+			if err != nil {
+				continue
+			}
+			data, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat"))
+			if err != nil {
+				continue // gone
+			}
+			if ppid, _, err := parseProcStat(data, 1); err == nil {
+				children[ppid] = append(children[ppid], pid)
+			}
+		}
+		var pids []int
+		for _, p := range ps {
+			if p == nil || p.cmd.Process == nil {
+				return nil, errors.New("a proxy process was never started")
+			}
+			if p.exited() {
+				return nil, fmt.Errorf("%s exited", p.name)
+			}
+			for queue := []int{p.cmd.Process.Pid}; len(queue) > 0; queue = queue[1:] {
+				pids = append(pids, queue[0])
+				queue = append(queue, children[queue[0]]...)
+			}
+		}
+		return pids, nil
+	}
+}
+
+// readCPU samples the CPU time pids have consumed.
+func readCPU(pids []int) (cpuSample, error) {
+	s := cpuSample{threads: map[int]time.Duration{}}
+	for _, pid := range pids {
+		dir := filepath.Join("/proc", strconv.Itoa(pid))
+		data, err := os.ReadFile(filepath.Join(dir, "stat"))
+		if err != nil {
+			return s, fmt.Errorf("process %d: %w", pid, err)
+		}
+		_, use, err := parseProcStat(data, clockTick())
+		if err != nil {
+			return s, fmt.Errorf("process %d: %w", pid, err)
+		}
+		s.ticks.user += use.user
+		s.ticks.sys += use.sys
+		tasks, _ := os.ReadDir(filepath.Join(dir, "task"))
+		for _, t := range tasks {
+			tid, err1 := strconv.Atoi(t.Name())
+			data, err2 := os.ReadFile(filepath.Join(dir, "task", t.Name(), "schedstat"))
+			f := strings.Fields(string(data))
+			if err1 != nil || err2 != nil || len(f) == 0 {
+				continue // the thread ended, or no schedstat (CONFIG_SCHED_INFO)
+			}
+			if ns, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+				s.threads[tid] = time.Duration(ns)
+			}
+		}
+	}
+	return s, nil
+}
+
+// cpuBetween is the CPU consumed from a to b. The total comes from the
+// threads' nanosecond counters when every thread of a is still there (an
+// exited thread takes its counter with it), else from the ticks; the
+// user/system split is always the ticks' (the kernel has no finer one).
+func cpuBetween(a, b cpuSample) cpuUse {
+	ticks := cpuUse{b.ticks.user - a.ticks.user, b.ticks.sys - a.ticks.sys}
+	if len(a.threads) == 0 || len(b.threads) == 0 {
+		return ticks
+	}
+	var ns time.Duration
+	for tid, t := range a.threads {
+		bt, ok := b.threads[tid]
+		if !ok {
+			return ticks
+		}
+		ns += bt - t
+	}
+	for tid, t := range b.threads {
+		if _, ok := a.threads[tid]; !ok {
+			ns += t // started within the window
+		}
+	}
+	split := ticks
+	if split.total() <= 0 {
+		split = b.ticks // too short a window for a tick: the lifetime split
+	}
+	if split.total() <= 0 {
+		return cpuUse{user: ns}
+	}
+	user := time.Duration(float64(ns) * float64(split.user) / float64(split.total()))
+	return cpuUse{user: user, sys: ns - user}
+}
+
+// measureCPU samples pids at from and at to and returns what they
+// consumed in between.
+func measureCPU(ctx context.Context, pids []int, from, to time.Time) (cpuUse, error) {
+	var s [2]cpuSample
+	for i, at := range []time.Time{from, to} {
+		select {
+		case <-ctx.Done():
+			return cpuUse{}, ctx.Err()
+		case <-time.After(time.Until(at)):
+		}
+		var err error
+		if s[i], err = readCPU(pids); err != nil {
+			return cpuUse{}, err
+		}
+	}
+	return cpuBetween(s[0], s[1]), nil
 }
