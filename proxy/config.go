@@ -66,6 +66,13 @@ type Config struct {
 	MaxIdleConns int `yaml:"max_idle_conns"`
 	// IdleConnTimeout closes idle upstream connections. Default 90s.
 	IdleConnTimeout time.Duration `yaml:"idle_conn_timeout"`
+	// Transport chooses how HTTP requests reach a plain-http engine without
+	// an egress proxy: "direct" (the default) sends a request whose body is
+	// in memory (at most 16 KiB, an action's) on the handler's goroutine
+	// over a pooled connection; "net/http" sends every request through
+	// net/http's Transport, as https engines and egress proxies always do.
+	// Empty means direct.
+	Transport string `yaml:"transport"`
 	// MaxRequestBodyBytes rejects larger request bodies with 413.
 	// Default 16 MiB; 0 means no limit.
 	MaxRequestBodyBytes int64 `yaml:"max_request_body_bytes"`
@@ -121,6 +128,12 @@ var DefaultTransientErrors = []string{
 	"namespace.not_found",
 }
 
+// The values of Config.Transport.
+const (
+	TransportDirect  = "direct"
+	TransportNetHTTP = "net/http"
+)
+
 // DefaultConfig returns the defaults; URL has none.
 func DefaultConfig() Config {
 	return Config{
@@ -128,6 +141,7 @@ func DefaultConfig() Config {
 		ResponseHeaderTimeout: 60 * time.Second,
 		MaxIdleConns:          256,
 		IdleConnTimeout:       90 * time.Second,
+		Transport:             TransportDirect,
 		MaxRequestBodyBytes:   16 << 20,
 		WebSocket: WebSocketConfig{
 			HandshakeTimeout: 10 * time.Second,
@@ -182,6 +196,9 @@ func (c *Config) Validate(path string) error {
 	nonNeg("idle_conn_timeout", c.IdleConnTimeout)
 	if c.MaxIdleConns < 0 {
 		bad("max_idle_conns", "must not be negative")
+	}
+	if c.Transport != "" && c.Transport != TransportDirect && c.Transport != TransportNetHTTP {
+		bad("transport", "must be %q or %q, got %q", TransportDirect, TransportNetHTTP, c.Transport)
 	}
 	if c.MaxRequestBodyBytes < 0 {
 		bad("max_request_body_bytes", "must not be negative")

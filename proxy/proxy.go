@@ -102,7 +102,8 @@ type Proxy struct {
 	netDialer    *net.Dialer
 	proxy        func(*http.Request) (*url.URL, error) // Options.Proxy or the environment's
 	transport    *http.Transport
-	roundTripper http.RoundTripper // transport, wrapped by Options.WrapTransport
+	sync         *syncTransport    // nil: every request goes by transport
+	roundTripper http.RoundTripper // sync or transport, wrapped by Options.WrapTransport
 	tlsConfig    *tls.Config
 	http         *httputil.ReverseProxy
 	upgrader     websocket.Upgrader
@@ -150,9 +151,13 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		p.proxy = http.ProxyFromEnvironment
 	}
 	p.transport = p.newTransport()
-	p.roundTripper = p.transport
+	var base http.RoundTripper = p.transport
+	if p.sync = p.newSyncTransport(); p.sync != nil {
+		base = p.sync
+	}
+	p.roundTripper = base
 	if opts.WrapTransport != nil {
-		p.roundTripper = opts.WrapTransport(p.transport)
+		p.roundTripper = opts.WrapTransport(base)
 	}
 	p.http = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
@@ -236,6 +241,23 @@ func (p *Proxy) newTransport() *http.Transport {
 	// and decompressing.
 	t.DisableCompression = true
 	return t
+}
+
+// newSyncTransport returns the transport for the requests syncTransport
+// takes, or nil when the engine is not plain http reached directly: TLS
+// and egress proxies stay with net/http's Transport.
+func (p *Proxy) newSyncTransport() *syncTransport {
+	if p.target.Scheme != "http" || p.cfg.Transport == TransportNetHTTP {
+		return nil
+	}
+	addr := p.target.Host
+	if p.target.Port() == "" {
+		addr = net.JoinHostPort(p.target.Hostname(), "80")
+	}
+	if via, err := p.proxyFor("http", addr); err != nil || via != nil {
+		return nil
+	}
+	return newSyncTransport(addr, p.dial, p.transport, p.cfg)
 }
 
 // ServeHTTP forwards r to the engine.
@@ -541,7 +563,12 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 }
 
 // Close releases idle upstream connections.
-func (p *Proxy) Close() { p.transport.CloseIdleConnections() }
+func (p *Proxy) Close() {
+	if p.sync != nil {
+		p.sync.close()
+	}
+	p.transport.CloseIdleConnections()
+}
 
 // bufferPool shares copy buffers across requests.
 type bufferPool struct{}
