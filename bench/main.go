@@ -245,9 +245,9 @@ func cellsFor(mode string) []cell {
 		cs = append(cs, g(wsSetup, "hs256+claims")...)
 		cs = append(cs, g(wsRoundTrip, "hs256+claims")...)
 	case "quick":
-		cs = append(cs, g(httpKeepAlive, slices.Concat(all, []string{"hs256+claims+log"})...)...)
+		cs = append(cs, g(httpKeepAlive, slices.Concat(all, []string{"hs256+claims+log", "hs256+claims+nethttp"})...)...)
 		cs = append(cs, n(httpKeepAlive, "plain", "auth_request")...)
-		cs = append(cs, g(httpPaced, "hs256+claims")...)
+		cs = append(cs, g(httpPaced, "hs256+claims", "hs256+claims+nethttp")...)
 		cs = append(cs, g(httpByID, "hs256+claims")...)
 		cs = append(cs, g(httpByFreshID, "hs256+claims")...)
 		cs = append(cs, g(httpNewConn, "none", "hs256+claims")...)
@@ -259,9 +259,9 @@ func cellsFor(mode string) []cell {
 		cs = append(cs, n(httpPaced, "plain", "auth_request")...)
 		cs = append(cs, gp(httpKeepAlive, httpPaced, httpNewConn, wsSetup, wsRoundTrip)...)
 	default: // full
-		cs = append(cs, g(httpKeepAlive, slices.Concat(all, []string{"hs256+claims+log"})...)...)
+		cs = append(cs, g(httpKeepAlive, slices.Concat(all, []string{"hs256+claims+log", "hs256+claims+nethttp"})...)...)
 		cs = append(cs, n(httpKeepAlive, "plain", "auth_request")...)
-		cs = append(cs, g(httpPaced, "none", "hs256+claims")...)
+		cs = append(cs, g(httpPaced, "none", "hs256+claims", "hs256+claims+nethttp")...)
 		cs = append(cs, g(httpByID, "none", "hs256+claims")...)
 		cs = append(cs, g(httpByFreshID, "none", "hs256+claims")...)
 		cs = append(cs, g(httpNewConn, all...)...)
@@ -311,7 +311,7 @@ func runBench(ctx context.Context, o options, log io.Writer) (string, error) {
 	loadStart := loadAvg()
 
 	// Gateway cells, grouped by configuration: one gateway per variant.
-	for _, vname := range []string{"none", "hs256", "es256", "hs256+claims", "hs256+claims+log", "hs256+httpsvc"} {
+	for _, vname := range []string{"none", "hs256", "es256", "hs256+claims", "hs256+claims+log", "hs256+claims+nethttp", "hs256+httpsvc"} {
 		var vcells []cell
 		for _, c := range cells {
 			if c.proxy == "rivet-gateway" && c.config == vname {
@@ -523,7 +523,7 @@ func report(o options, e *env, ms []*measured, mem *memResult, took time.Duratio
 	if o.gatewayEnv != "" {
 		fmt.Fprintf(&b, "- gateway environment: %s\n", o.gatewayEnv)
 	}
-	b.WriteString("- gateway: production defaults, metrics on, access log off; configs: none = anonymous, no params; hs256 / es256 = JWT bearer (HTTP) or conn-params authToken (WebSocket); +claims = params from claims; +log = the access log on at its defaults (stdout); +httpsvc = params from an HTTP params service (on the loader's core). nginx: plain proxy_pass with keepalive, and auth_request to a Go JWT (HS256) service on the proxy's core; access_log off. go-reverseproxy: a bare net/http/httputil.ReverseProxy (no auth, no params, GOMAXPROCS=1) on the proxy's core\n\n")
+	b.WriteString("- gateway: production defaults, metrics on, access log off; configs: none = anonymous, no params; hs256 / es256 = JWT bearer (HTTP) or conn-params authToken (WebSocket); +claims = params from claims; +log = the access log on at its defaults (stdout); +nethttp = upstream.transport net/http (every request by net/http's Transport, the gateway's transport before the direct one); +httpsvc = params from an HTTP params service (on the loader's core). nginx: plain proxy_pass with keepalive, and auth_request to a Go JWT (HS256) service on the proxy's core; access_log off. go-reverseproxy: a bare net/http/httputil.ReverseProxy (no auth, no params, GOMAXPROCS=1) on the proxy's core\n\n")
 	b.WriteString("| workload | proxy | config | direct ops/s | proxied ops/s | ratio (pairs) | proxy CPU/op (pairs; user / sys) | direct p50 / p99 | proxied p50 / p99 | added p99 | errors |\n")
 	b.WriteString("| --- | --- | --- | ---: | ---: | --- | --- | --- | --- | ---: | ---: |\n")
 	for _, m := range ms {

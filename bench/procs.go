@@ -270,6 +270,7 @@ type variant struct {
 	auth      string // "" (anonymous), "hs256", "es256"
 	params    string // none | claims | http
 	accessLog bool   // the log section left at its defaults: info, access log on
+	netHTTP   bool   // upstream.transport net/http: every request by net/http's Transport
 }
 
 var variants = map[string]variant{
@@ -281,6 +282,9 @@ var variants = map[string]variant{
 	// pipe the harness drains, as a container runtime does).
 	"hs256+claims+log": {name: "hs256+claims+log", auth: "hs256", params: "claims", accessLog: true},
 	"hs256+httpsvc":    {name: "hs256+httpsvc", auth: "hs256", params: "http"},
+	// The upstream transport the gateway had before the direct one, for
+	// comparison in the same run.
+	"hs256+claims+nethttp": {name: "hs256+claims+nethttp", auth: "hs256", params: "claims", netHTTP: true},
 }
 
 // token is the credential the loader sends for v.
@@ -314,6 +318,10 @@ func (e *env) gatewayConfig(v variant, listen, admin string) string {
 	if v.accessLog {
 		logSection = ""
 	}
+	transport := ""
+	if v.netHTTP {
+		transport = "  transport: net/http\n"
+	}
 	fmt.Fprintf(&b, `server:
   listen: %q
   shutdown_timeout: 5s
@@ -322,7 +330,7 @@ admin:
   pprof: true
 `+logSection+`upstream:
   url: "http://%s"
-cors:
+`+transport+`cors:
   allowed_origins: []
 auth:
   jwt:
