@@ -98,3 +98,94 @@ func TestAllocsPerWebSocketSetup(t *testing.T) {
 		t.Errorf("the proxy's allocations per WebSocket setup: %.0f, ceiling %d", proxied-direct, ceiling)
 	}
 }
+
+// cannedEngine answers every request read on its one connection with
+// answer, without allocating: a request ends at its blank line (the guard's
+// requests have no body), which may come cut across reads.
+func cannedEngine(t *testing.T, answer string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	conn := make(chan net.Conn, 1)
+	t.Cleanup(func() {
+		ln.Close()
+		select {
+		case c := <-conn:
+			c.Close()
+		default:
+		}
+		<-done
+	})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		conn <- c
+		buf, out := make([]byte, 64<<10), []byte(answer)
+		var tail uint32 // the last four bytes read
+		for {
+			n, err := c.Read(buf)
+			for _, b := range buf[:n] {
+				if tail = tail<<8 | uint32(b); tail == 0x0d0a0d0a {
+					if _, err := c.Write(out); err != nil {
+						return
+					}
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestAllocsPerDirectRoundTrip is a regression guard on the direct
+// transport's cost per request over a kept connection: serializing the
+// request, reading the answer's head with net/http, the cancellation watch
+// and the pooled connection's reuse (22 when written, 2026-12-06, go1.26.8).
+// Raise the ceiling only with the reason in the commit.
+func TestAllocsPerDirectRoundTrip(t *testing.T) {
+	const ceiling = 24
+	addr := cannedEngine(t, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"output\":1}")
+	cfg := testConfig("http://" + addr)
+	p, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	req := httptest.NewRequest(http.MethodGet, "http://"+addr+"/actors?actor_ids=x", nil)
+	req.RequestURI = ""
+	req.Header.Set("Accept", "application/json")
+	roundTrip := func(rt http.RoundTripper) func() {
+		buf := make([]byte, 64)
+		return func() {
+			res, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for err == nil {
+				_, err = res.Body.Read(buf)
+			}
+			res.Body.Close()
+		}
+	}
+	direct := roundTrip(p.sync)
+	direct() // dial, fill the pools
+	got := testing.AllocsPerRun(200, direct)
+	t.Logf("direct transport: %.0f allocations per round trip", got)
+	if got > ceiling {
+		t.Errorf("direct transport: %.0f allocations per round trip, ceiling %d", got, ceiling)
+	}
+	p.sync.mu.Lock()
+	idle := len(p.sync.idle)
+	p.sync.mu.Unlock()
+	if idle != 1 {
+		t.Errorf("%d idle connections after the round trips, want the one kept", idle)
+	}
+}
