@@ -189,10 +189,13 @@ func (u *Upstream) runDir() string {
 }
 
 // logTail returns the last lines of both logs, for failure messages.
-func (u *Upstream) logTail() string {
+func (u *Upstream) logTail() string { return u.logTailIn(u.runDir()) }
+
+// logTailIn is logTail for the logs in dir.
+func (u *Upstream) logTailIn(dir string) string {
 	var b strings.Builder
 	for _, name := range u.logs {
-		path := filepath.Join(u.runDir(), name)
+		path := filepath.Join(dir, name)
 		data, err := os.ReadFile(path)
 		if err != nil {
 			fmt.Fprintf(&b, "==> %s: %v\n", path, err)
@@ -261,7 +264,13 @@ func (u *Upstream) cleanup(t testing.TB) {
 		return
 	}
 	if t.Failed() {
-		t.Logf("harness: upstream logs kept in %s\n%s", u.runDir(), u.logTail())
+		// Moved aside: a later test that draws the same port would start
+		// by wiping .run/PORT, and these logs with it.
+		kept := u.runDir() + "-failed-" + time.Now().Format("150405.000000")
+		if err := os.Rename(u.runDir(), kept); err != nil {
+			kept = u.runDir()
+		}
+		t.Logf("harness: upstream logs kept in %s\n%s", kept, u.logTailIn(kept))
 		return
 	}
 	os.RemoveAll(u.runDir())

@@ -12,7 +12,8 @@
 # scripts/stop.sh PORT ends exactly those PIDs.
 #
 # usage: scripts/start.sh PORT
-# env:   READY_TIMEOUT  seconds to wait for engine health + actor server READY (default 60)
+# env:   READY_TIMEOUT  seconds to wait for engine health, actor server READY and a first
+#                       actor's answer (default 60)
 #        WATCH_PID      if set, a watchdog runs stop.sh as soon as that process is gone
 #                       (the Go harness passes the test binary's PID: no stray engines even
 #                       when the test binary is killed before its cleanups run)
@@ -132,5 +133,23 @@ until grep -q "READY" "$RUN/server.log" 2>/dev/null; do
 	sleep 0.1
 done
 check_ports
+
+# Ready = an actor answers. READY only says the actor server is connected: under load the
+# engine has left the first actor of a fresh stack unallocated past its 15 s route timeout
+# (pegboard.route_resolve_query_timeout), failing whichever test asked first. So one actor,
+# counter ["start-warmup"], is started here, as start-serverless.sh does for its pool.
+warm="http://127.0.0.1:$PORT/gateway/counter/action/getCount?rvt-namespace=default&rvt-method=getOrCreate"
+warm+="&rvt-runner=default&rvt-key=start-warmup&rvt-crash-policy=sleep"
+TOKEN_HDR=()
+if [ -n "${ENGINE_ADMIN_TOKEN:-}" ]; then
+	TOKEN_HDR=(-H "x-rivet-token: $ENGINE_ADMIN_TOKEN")
+fi
+until out="$(curl -s --max-time 20 -X POST "$warm" "${TOKEN_HDR[@]}" -H 'content-type: application/json' \
+	-H 'x-rivet-encoding: json' -H 'x-rivet-conn-params: {"token":"warmup"}' -d '{"args":[]}')" &&
+	[[ "$out" == '{"output":'* ]]; do
+	kill -0 "$(cat "$RUN/server.pid")" 2>/dev/null || fail "actor server exited"
+	[ "$(date +%s)" -lt "$DEADLINE" ] || fail "no actor answered within ${TIMEOUT}s (last: ${out:-nothing})"
+	sleep 0.2
+done
 T2=$(date +%s%N)
-echo "rivet upstream ready on http://127.0.0.1:$PORT: engine $(( (T1 - T0) / 1000000 ))ms, server $(( (T2 - T1) / 1000000 ))ms (engine pid $(cat "$RUN/engine.pid"), server pid $(cat "$RUN/server.pid"))"
+echo "rivet upstream ready on http://127.0.0.1:$PORT: engine $(( (T1 - T0) / 1000000 ))ms, server and first actor $(( (T2 - T1) / 1000000 ))ms (engine pid $(cat "$RUN/engine.pid"), server pid $(cat "$RUN/server.pid"))"
