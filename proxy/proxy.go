@@ -1,8 +1,9 @@
 // Package proxy forwards every RivetKit client route to one Rivet Engine:
-// HTTP through a single httputil.ReverseProxy built at start-up, WebSocket
-// upgrades through koding/websocketproxy's handshake and then a frame relay
-// of its own (read limits, keepalive pings, relayed close codes, shutdown
-// with ws.going_away). It is the last link of the chain; the route it acts on
+// HTTP through a single httputil.ReverseProxy built at start-up, actions
+// over a transport of its own (transport.go), WebSocket upgrades through
+// koding/websocketproxy's handshake and then a frame relay of its own (read
+// limits, keepalive pings, relayed close codes, shutdown with
+// ws.going_away). It is the last link of the chain; the route it acts on
 // comes from rivet.RouteFrom, set by the classifier ahead of it.
 package proxy
 
