@@ -57,7 +57,7 @@ clean:
 	rm -rf bin dist
 
 # Load harness (bench/README.md): rivet-gateway vs a direct connection,
-# A/B/A/B, table in bench/results/latest.md. Quick < 2 min, full < 10 min.
+# A/B/A/B, table in bench/results/latest.md. Quick < 2½ min, full < 10 min.
 .PHONY: bench-full soak
 bench:
 	go run ./bench -mode quick

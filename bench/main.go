@@ -2,7 +2,7 @@
 // against a direct connection to the same upstream, side by side, and runs
 // the WebSocket soak.
 //
-//	go run ./bench                      quick mode (< 2 min), table in bench/results/latest.md
+//	go run ./bench                      quick mode (< 2½ min), table in bench/results/latest.md
 //	go run ./bench -mode full           every workload and configuration (< 10 min)
 //	go run ./bench -soak -conns 10000 -duration 2m
 //
@@ -69,7 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.mode, "mode", "quick", "quick (< 2 min) | full (< 10 min) | smoke (seconds, for tests)")
+	fs.StringVar(&o.mode, "mode", "quick", "quick (< 2½ min) | full (< 10 min) | smoke (seconds, for tests)")
 	fs.StringVar(&o.out, "out", "bench/results/latest.md", "file the table is written to (\"\" = none)")
 	fs.StringVar(&o.gatewayBin, "gateway-bin", "", "prebuilt rivet-gateway binary (default: go build ./cmd/rivet-gateway)")
 	fs.BoolVar(&o.pin, "pin", true, "pin processes with taskset (see -split) when taskset exists")
@@ -245,9 +245,9 @@ func cellsFor(mode string) []cell {
 		cs = append(cs, g(wsSetup, "hs256+claims")...)
 		cs = append(cs, g(wsRoundTrip, "hs256+claims")...)
 	case "quick":
-		cs = append(cs, g(httpKeepAlive, slices.Concat(all, []string{"hs256+claims+log", "hs256+claims+nethttp"})...)...)
+		cs = append(cs, g(httpKeepAlive, slices.Concat(all, []string{"hs256+claims+log"})...)...)
 		cs = append(cs, n(httpKeepAlive, "plain", "auth_request")...)
-		cs = append(cs, g(httpPaced, "hs256+claims", "hs256+claims+nethttp")...)
+		cs = append(cs, g(httpPaced, "hs256+claims")...)
 		cs = append(cs, g(httpByID, "hs256+claims")...)
 		cs = append(cs, g(httpByFreshID, "hs256+claims")...)
 		cs = append(cs, g(httpNewConn, "none", "hs256+claims")...)
