@@ -130,8 +130,7 @@ func (p *Proxy) dialVia(ctx context.Context, via *url.URL, target string) (net.C
 
 // connect asks the HTTP proxy on c for a tunnel to target, within ctx.
 func connect(ctx context.Context, c net.Conn, via *url.URL, target string) error {
-	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer unblockWhenDone(ctx, c)()
 	if d, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(d)
 	}
@@ -177,6 +176,16 @@ func ctxErr(ctx context.Context, err error) error {
 	}
 	return err
 }
+
+// unblockWhenDone makes c's I/O fail at once when ctx ends; the returned
+// stop ends the watch and reports false when it had already fired (c's
+// deadline is then in the past).
+func unblockWhenDone(ctx context.Context, c net.Conn) (stop func() bool) {
+	return context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo) })
+}
+
+// aLongTimeAgo is a deadline in the past: it unblocks a connection's I/O.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // proxyAddr is via's host:port, with the scheme's default port.
 func proxyAddr(via *url.URL) string {

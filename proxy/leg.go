@@ -297,7 +297,7 @@ func (l *legConn) sawClose() {
 // unblock wakes a relay read in progress, so that it sees the session's
 // termination.
 func (l *legConn) unblock() {
-	_ = l.Conn.SetReadDeadline(time.Unix(1, 0))
+	_ = l.Conn.SetReadDeadline(aLongTimeAgo)
 }
 
 // ping writes a ping frame if the writer is between frames; it reports

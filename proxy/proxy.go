@@ -566,7 +566,8 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 // Close releases idle upstream connections.
 func (p *Proxy) Close() {
 	if p.sync != nil {
-		p.sync.close()
+		p.sync.close() // and, as its fallback, transport's
+		return
 	}
 	p.transport.CloseIdleConnections()
 }

@@ -99,7 +99,6 @@ func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			wireBuffers.Put(wire)
 		}
 	}()
-	wire.Reset()
 	if err := req.Write(wire); err != nil {
 		return nil, err
 	}
@@ -113,17 +112,14 @@ func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return res, nil
 		}
 		c.Close()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
 		// A kept connection the engine closed while it was idle: what was
 		// not sent at all can go again on a new one, and what the engine
 		// never answered when the request may be replayed (net/http's
 		// Transport retries the same cases).
-		if reused && attempt == 0 && (!sent || replayable(req)) && closedUnanswered(err) {
+		if ctx.Err() == nil && reused && attempt == 0 && (!sent || replayable(req)) && closedUnanswered(err) {
 			continue
 		}
-		return nil, err
+		return nil, ctxErr(ctx, err)
 	}
 }
 
@@ -148,7 +144,7 @@ func closedUnanswered(err error) bool {
 func (t *syncTransport) exchange(ctx context.Context, c *syncConn, req *http.Request, wire []byte) (*http.Response, bool, error) {
 	// A cancelled request (the client went away) unblocks the connection;
 	// the body's Close stops the watch once the answer is read.
-	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo) })
+	stop := unblockWhenDone(ctx, c)
 	if t.headerTimeout > 0 {
 		_ = c.SetReadDeadline(time.Now().Add(t.headerTimeout))
 	}
@@ -200,9 +196,6 @@ type timeoutError string
 func (e timeoutError) Error() string { return string(e) }
 func (timeoutError) Timeout() bool   { return true }
 func (timeoutError) Temporary() bool { return true }
-
-// aLongTimeAgo is a deadline in the past: it unblocks a connection's I/O.
-var aLongTimeAgo = time.Unix(1, 0)
 
 // readFinalResponse reads the answer to req, passing 1xx answers (other than
 // 101) to the request's trace, as net/http's Transport does (ReverseProxy
