@@ -162,30 +162,24 @@ func TestAllocsPerDirectRoundTrip(t *testing.T) {
 	req := httptest.NewRequest(http.MethodGet, "http://"+addr+"/actors?actor_ids=x", nil)
 	req.RequestURI = ""
 	req.Header.Set("Accept", "application/json")
-	roundTrip := func(rt http.RoundTripper) func() {
-		buf := make([]byte, 64)
-		return func() {
-			res, err := rt.RoundTrip(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for err == nil {
-				_, err = res.Body.Read(buf)
-			}
-			res.Body.Close()
+	buf := make([]byte, 64)
+	direct := func() {
+		res, err := p.sync.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
 		}
+		for err == nil {
+			_, err = res.Body.Read(buf)
+		}
+		res.Body.Close()
 	}
-	direct := roundTrip(p.sync)
 	direct() // dial, fill the pools
 	got := testing.AllocsPerRun(200, direct)
 	t.Logf("direct transport: %.0f allocations per round trip", got)
 	if got > ceiling {
 		t.Errorf("direct transport: %.0f allocations per round trip, ceiling %d", got, ceiling)
 	}
-	p.sync.mu.Lock()
-	idle := len(p.sync.idle)
-	p.sync.mu.Unlock()
-	if idle != 1 {
+	if idle := idleConns(p.sync); idle != 1 {
 		t.Errorf("%d idle connections after the round trips, want the one kept", idle)
 	}
 }

@@ -683,7 +683,7 @@ func TestSmallBodyGoesWithTheHead(t *testing.T) {
 		})
 	}}
 	_, front := startProxy(t, testConfig("http://"+ln.Addr().String()), opts)
-	u := front.URL + "/gateway/counter/action/increment?rvt-namespace=default&rvt-method=getOrCreate&rvt-key=k"
+	u := action(front.URL)
 
 	small := strings.Repeat("s", 64)
 	if res, _ := do(t, front.Client(), http.MethodPost, u, strings.NewReader(small), nil); res.StatusCode != http.StatusOK {

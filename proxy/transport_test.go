@@ -85,6 +85,22 @@ func (e *byteEngine) requests() []string {
 	return append([]string(nil), e.reqs...)
 }
 
+// checkSecondOnNewConn fails t unless the engine got two requests, the
+// second as the first on a new connection.
+func (e *byteEngine) checkSecondOnNewConn(t *testing.T) {
+	t.Helper()
+	if got := e.requests(); len(got) != 2 || !strings.HasPrefix(got[1], "1/0 ") {
+		t.Errorf("the engine got %v, want the second request on a new connection", got)
+	}
+}
+
+// idleConns is the number of connections st keeps idle.
+func idleConns(st *syncTransport) int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.idle)
+}
+
 const okAnswer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"output\":1}"
 
 func answerOK(w io.Writer, _ *http.Request, _, _ int) bool {
@@ -136,9 +152,7 @@ func TestDirectTransportEngineClosedIdle(t *testing.T) {
 	if res, body := do(t, c, http.MethodPost, action(front.URL), strings.NewReader(`{"args":[1]}`), nil); res.StatusCode != http.StatusOK {
 		t.Fatalf("after the engine closed the idle connection: %d %s", res.StatusCode, body)
 	}
-	if got := e.requests(); len(got) != 2 || !strings.HasPrefix(got[1], "1/0 ") {
-		t.Errorf("the engine got %v, want the second request on a new connection", got)
-	}
+	e.checkSecondOnNewConn(t)
 }
 
 // TestDirectTransportClosedUnanswered: the engine reads a request on a
@@ -163,7 +177,7 @@ func TestDirectTransportClosedUnanswered(t *testing.T) {
 			})
 			_, front := startProxy(t, testConfig("http://"+e.addr), Options{})
 			c := testClient(t)
-			u := front.URL + "/gateway/counter/action/increment?rvt-namespace=default&rvt-method=getOrCreate&rvt-key=k"
+			u := action(front.URL)
 			if tc.method == http.MethodGet {
 				u = front.URL + "/actors?namespace=default&name=counter&key=k"
 			}
@@ -280,9 +294,7 @@ func TestDirectTransportKeepsOnlyWholeAnswers(t *testing.T) {
 			if res, b := do(t, c, http.MethodPost, action(front.URL), strings.NewReader(`{"args":[1]}`), nil); res.StatusCode != http.StatusOK {
 				t.Fatalf("second: %d %s", res.StatusCode, b)
 			}
-			if got := e.requests(); len(got) != 2 || !strings.HasPrefix(got[1], "1/0 ") {
-				t.Errorf("the engine got %v, want the second request on a new connection", got)
-			}
+			e.checkSecondOnNewConn(t)
 		})
 	}
 }
@@ -326,19 +338,14 @@ func TestDirectTransportIdleLimits(t *testing.T) {
 	}
 	// One of the two connections is over the limit and closed at once;
 	// the other after the idle timeout.
-	idle := func() int {
-		p.sync.mu.Lock()
-		defer p.sync.mu.Unlock()
-		return len(p.sync.idle)
-	}
 	first := recv(t, e.ends, "a connection over max_idle_conns to end")
-	if n := idle(); n != 1 {
+	if n := idleConns(p.sync); n != 1 {
 		t.Errorf("%d idle connections kept, want max_idle_conns (1)", n)
 	}
 	if second := recv(t, e.ends, "the idle connection to end"); second == first {
 		t.Fatalf("connection %d ended twice", first)
 	}
-	if n := idle(); n != 0 {
+	if n := idleConns(p.sync); n != 0 {
 		t.Errorf("%d idle connections left after idle_conn_timeout", n)
 	}
 }
