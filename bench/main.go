@@ -311,17 +311,16 @@ func runBench(ctx context.Context, o options, log io.Writer) (string, error) {
 	loadStart := loadAvg()
 
 	// Gateway cells, grouped by configuration: one gateway per variant.
-	for _, vname := range []string{"none", "hs256", "es256", "hs256+claims", "hs256+claims+log", "hs256+claims+nethttp", "hs256+httpsvc"} {
+	for _, v := range variants {
 		var vcells []cell
 		for _, c := range cells {
-			if c.proxy == "rivet-gateway" && c.config == vname {
+			if c.proxy == "rivet-gateway" && c.config == v.name {
 				vcells = append(vcells, c)
 			}
 		}
 		if len(vcells) == 0 {
 			continue
 		}
-		v := variants[vname]
 		gw, err := e.startGateway(v)
 		if err != nil {
 			return "", err

@@ -273,19 +273,25 @@ type variant struct {
 	netHTTP   bool   // upstream.transport net/http: every request by net/http's Transport
 }
 
-var variants = map[string]variant{
-	"none":         {name: "none", params: "none"},
-	"hs256":        {name: "hs256", auth: "hs256", params: "none"},
-	"es256":        {name: "es256", auth: "es256", params: "none"},
-	"hs256+claims": {name: "hs256+claims", auth: "hs256", params: "claims"},
+// variants are the gateway configurations, in the order a run measures
+// them (one gateway each).
+var variants = []variant{
+	{name: "none", params: "none"},
+	{name: "hs256", auth: "hs256", params: "none"},
+	{name: "es256", auth: "es256", params: "none"},
+	claimsVariant,
 	// The access log at its defaults, written to the gateway's stdout (a
 	// pipe the harness drains, as a container runtime does).
-	"hs256+claims+log": {name: "hs256+claims+log", auth: "hs256", params: "claims", accessLog: true},
-	"hs256+httpsvc":    {name: "hs256+httpsvc", auth: "hs256", params: "http"},
+	{name: "hs256+claims+log", auth: "hs256", params: "claims", accessLog: true},
 	// The upstream transport the gateway had before the direct one, for
 	// comparison in the same run.
-	"hs256+claims+nethttp": {name: "hs256+claims+nethttp", auth: "hs256", params: "claims", netHTTP: true},
+	{name: "hs256+claims+nethttp", auth: "hs256", params: "claims", netHTTP: true},
+	{name: "hs256+httpsvc", auth: "hs256", params: "http"},
 }
+
+// claimsVariant is JWT HS256 + params from claims, the configuration the
+// memory and soak measurements use.
+var claimsVariant = variant{name: "hs256+claims", auth: "hs256", params: "claims"}
 
 // token is the credential the loader sends for v.
 func (e *env) token(v variant) string {

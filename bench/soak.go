@@ -403,7 +403,7 @@ func (r *soakResult) fit(d time.Duration) {
 // claimsGateway starts a gateway with JWT HS256 + params from claims (the
 // configuration the memory and soak measurements use) and a client for it.
 func (e *env) claimsGateway() (*gateway, client, error) {
-	v := variants["hs256+claims"]
+	v := claimsVariant
 	gw, err := e.startGateway(v)
 	if err != nil {
 		return nil, client{}, err
