@@ -24,7 +24,7 @@ type wireVector struct {
 	Hex      string `json:"hex"`
 }
 
-func (v wireVector) bytes(t *testing.T) []byte {
+func (v wireVector) bytes(t testing.TB) []byte {
 	if v.Hex == "" {
 		return []byte(v.Text)
 	}
@@ -35,7 +35,7 @@ func (v wireVector) bytes(t *testing.T) []byte {
 	return b
 }
 
-func loadVectors(t *testing.T) map[string]map[string]wireVector {
+func loadVectors(t testing.TB) map[string]map[string]wireVector {
 	t.Helper()
 	raw, err := os.ReadFile("testdata/wire/vectors.json")
 	if err != nil {
@@ -280,23 +280,12 @@ func TestWireVectors(t *testing.T) {
 // they come from the network, so none may panic, and what they accept must
 // be JSON the rest of the client can read.
 func FuzzDecodeMessages(f *testing.F) {
-	raw, err := os.ReadFile("testdata/wire/vectors.json")
-	if err != nil {
-		f.Fatal(err)
-	}
-	var file struct{ Vectors []wireVector }
-	if err := json.Unmarshal(raw, &file); err != nil {
-		f.Fatal(err)
-	}
-	for _, v := range file.Vectors {
-		if v.Encoding == "expect" {
-			continue
+	for _, byEncoding := range loadVectors(f) {
+		for enc, v := range byEncoding {
+			if enc != "expect" {
+				f.Add(v.bytes(f))
+			}
 		}
-		b := []byte(v.Text)
-		if v.Hex != "" {
-			b, _ = hex.DecodeString(v.Hex)
-		}
-		f.Add(b)
 	}
 	f.Add([]byte{4, 0, 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})
 	f.Add([]byte{0x9f, 0x9f, 0x9f, 0xff, 0xff, 0xff})
