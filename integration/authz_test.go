@@ -15,6 +15,7 @@ import (
 
 	"github.com/rivet-gateway/rivet-gateway/integration/harness"
 	"github.com/rivet-gateway/rivet-gateway/internal/readme"
+	"github.com/rivet-gateway/rivet-gateway/rivet"
 )
 
 // The attacker's tests (issue 11): alice holds a valid token, and bob's counter lives in the same
@@ -466,7 +467,7 @@ func firstFrame(t *testing.T, br *bufio.Reader) string {
 			if len(p) < 2 {
 				return "close"
 			}
-			reason, _, _ := strings.Cut(string(p[2:]), "#")
+			reason, _ := rivet.SplitRayID(string(p[2:]))
 			return reason
 		case op == 1 && strings.Contains(string(p), `"Init"`):
 			var m struct {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/rivet-gateway/rivet-gateway/integration/harness"
+	"github.com/rivet-gateway/rivet-gateway/rivet"
 	"github.com/rivet-gateway/rivet-gateway/rivetclient"
 )
 
@@ -136,7 +137,7 @@ func TestBadInput(t *testing.T) {
 				t.Fatal(err)
 			}
 			code, reason := readClose(conn)
-			reason, _, _ = strings.Cut(reason, "#") // the engine appends its ray id
+			reason, _ = rivet.SplitRayID(reason) // the engine appends its ray id
 			if code != tc.code || reason != tc.reason {
 				t.Errorf("%s: close %d %q, want %d %s", tc.name, code, reason, tc.code, tc.reason)
 			}
@@ -216,7 +217,7 @@ func TestBadInput(t *testing.T) {
 			{"no params: the actor refuses", []string{"rivet", "rivet_encoding.json"}, "user.unauthorized"},
 		} {
 			code, reason := dialProtocols(t, gw.URL, tc.list...)
-			reason, _, _ = strings.Cut(reason, "#")
+			reason, _ = rivet.SplitRayID(reason)
 			switch {
 			case tc.reason == "" && code != 0:
 				t.Errorf("%s: close %d %q, want the connection to open", tc.name, code, reason)

@@ -351,7 +351,7 @@ func wsAnswer(br *bufio.Reader, byCount map[float64]string) engineReply {
 		case op == 8:
 			reason := ""
 			if len(p) > 2 {
-				reason, _, _ = strings.Cut(string(p[2:]), "#")
+				reason, _ = rivet.SplitRayID(string(p[2:]))
 			}
 			if strings.HasPrefix(reason, "inspector.") {
 				a.what = "inspector"

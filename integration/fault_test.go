@@ -731,7 +731,7 @@ func openConnect(t *testing.T, u string, list ...string) (conn *websocket.Conn, 
 	var ce *websocket.CloseError
 	switch {
 	case errors.As(err, &ce):
-		reason, _, _ = strings.Cut(ce.Text, "#") // without the ray id
+		reason, _ = rivet.SplitRayID(ce.Text) // without the ray id
 		return nil, ce.Code, reason
 	case err == nil: // an Error message precedes the close
 		code, reason = readClose(conn)

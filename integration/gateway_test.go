@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/rivet-gateway/rivet-gateway/integration/harness"
+	"github.com/rivet-gateway/rivet-gateway/rivet"
 )
 
 const testOrigin = "http://localhost:3000"
@@ -433,7 +434,7 @@ func readClose(conn *websocket.Conn) (int, string) {
 		}
 		var ce *websocket.CloseError
 		if errorsAs(err, &ce) {
-			reason, _, _ := strings.Cut(ce.Text, "#")
+			reason, _ := rivet.SplitRayID(ce.Text)
 			return ce.Code, reason
 		}
 		return -1, err.Error()

@@ -3,7 +3,6 @@ package proxy
 import (
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -224,7 +223,7 @@ func (s *session) finish() {
 // reports whether it did so; then the relay must not pass the engine's
 // close on.
 func (s *session) engineNotReady(code int, reason string) bool {
-	gc, ray, _ := strings.Cut(reason, "#")
+	gc, ray := rivet.SplitRayID(reason)
 	if !slices.Contains(s.p.cfg.WebSocket.TransientErrors, gc) {
 		return false
 	}

@@ -176,7 +176,7 @@ func upgradeFailure(dialErr error, hw *hijackWriter, transient []string) *rivet.
 // terminationError is the rejection for a session the gateway ended before
 // the client was upgraded: the reason it would have closed the socket with.
 func terminationError(t *termination) *rivet.Error {
-	reason, _, _ := strings.Cut(t.toClient.Text, "#")
+	reason, _ := rivet.SplitRayID(t.toClient.Text)
 	group, code, _ := strings.Cut(reason, ".")
 	return &rivet.Error{Status: http.StatusServiceUnavailable, Group: group, Code: code, Message: "Gateway closed the connection."}
 }
