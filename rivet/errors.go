@@ -247,8 +247,9 @@ const CloseWait = time.Second
 
 // RejectWebSocket accepts the upgrade, closes the socket with code 1011 and
 // e.Reason() followed by "#" and r's ray id, and waits briefly for the
-// client's close frame so the reason is not lost to a reset. RivetKit clients turn the reason into an
-// ActorError (and retry when it is a retryable reason). The 101 carries
+// client's close frame so the reason is not lost to a reset. RivetKit
+// clients turn the reason into an ActorError (and retry when it is a
+// retryable reason). The 101 carries
 // r's ray id (X-Rivet-Ray-Id), and r's Exchange records e and the close.
 func RejectWebSocket(w http.ResponseWriter, r *http.Request, e *Error) {
 	x := exchangeOf(r)

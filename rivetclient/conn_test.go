@@ -642,9 +642,10 @@ func TestConnCloseFromCallback(t *testing.T) {
 
 // TestConnRestartSignals: what a restarting engine answers
 // (namespace.not_found, actor.no_runner_config_configured, any guard.*
-// code, pegboard's route timeouts) is terminal for the first connection (a misconfigured namespace or
-// pool fails at once, as in the JS client) but retried once the Conn has
-// been connected; codes that are final (auth.forbidden) stay final.
+// code, pegboard's route timeouts) is terminal for the first connection (a
+// misconfigured namespace or pool fails at once, as in the JS client) but
+// retried once the Conn has been connected; codes that are final
+// (auth.forbidden) stay final.
 func TestConnRestartSignals(t *testing.T) {
 	for _, tc := range []struct {
 		group, code string

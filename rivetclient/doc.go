@@ -41,9 +41,9 @@
 // A connection that was established once also rides out an engine restart:
 // it retries what a restarting engine answers, namespace.not_found,
 // actor.no_runner_config_configured, every guard.* code and pegboard's
-// route_*_timeout codes (the JS client gives up there). Attempt n waits a random time up to base·2ⁿ, capped
-// ([WithReconnectBackoff]; full jitter, so clients cut off together do not
-// come back in lockstep).
+// route_*_timeout codes (the JS client gives up there). Attempt n waits a
+// random time up to base·2ⁿ, capped ([WithReconnectBackoff]; full jitter,
+// so clients cut off together do not come back in lockstep).
 //
 // Params are encoded like arguments (compat JSON, see Values): the actor
 // reads them that way.

@@ -80,8 +80,8 @@ func encodeParams(p any) (string, error) {
 }
 
 // Action calls the actor's action name with args through a stateless HTTP
-// request (POST /gateway/<target>/action/<name>, in the client's encoding) and decodes
-// its return value into out, a pointer (nil to discard). Numbers keep their
+// request (POST /gateway/<target>/action/<name>, in the client's encoding)
+// and decodes its return value into out, a pointer (nil to discard). Numbers keep their
 // precision: decode into integer types, *big.Int or json.Number (an `any`
 // target gets json.Number). Arguments are marshalled with encoding/json;
 // use [BigInt], [Uint8Array], [Set] and [Undefined] for JavaScript values
